@@ -1,0 +1,1 @@
+"""The ``overparam`` command line (installed as the import package ``overparam_cli``)."""

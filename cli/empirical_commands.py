@@ -1,0 +1,1 @@
+"""``overparam empirical ...`` sub-commands (filled in by the empirical work)."""

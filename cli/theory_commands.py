@@ -1,0 +1,1 @@
+"""``overparam theory ...`` sub-commands (filled in by the theory work)."""
