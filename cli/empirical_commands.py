@@ -1,1 +1,3 @@
-"""``overparam empirical ...`` sub-commands (filled in by the empirical work)."""
+"""``overparam empirical ...`` sub-commands: each lives in its own module, registered on import."""
+
+from overparam_cli import empirical_char_lm  # noqa: F401

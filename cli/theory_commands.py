@@ -1,1 +1,3 @@
-"""``overparam theory ...`` sub-commands (filled in by the theory work)."""
+"""``overparam theory ...`` sub-commands: each lives in its own module, registered on import."""
+
+from overparam_cli import theory_lnn, theory_yin  # noqa: F401

@@ -1,0 +1,1 @@
+"""``overparam empirical char-lm``: the char-LM study (to be written)."""

@@ -1,0 +1,1 @@
+"""``overparam theory lnn``: width-K linear network table, closed forms vs Monte Carlo (to be written)."""
