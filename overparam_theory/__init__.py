@@ -5,9 +5,20 @@ Conventions used throughout (see docs/theory.md):
 * loss ``F(w) = (1/n) * sum_i (yhat_i - y_i)**2`` (mean squared error, *no* factor 1/2);
 * gradient descent ``w_{t+1} = w_t - lr * grad F(w_t)``;
 * width-K linear network with scalar input: ``yhat = (sum_k w_k) * x``, second layer fixed to ones
-  (paper, Appendix B).
+  (paper, Appendix B); vector input ``x in R^d``: ``yhat = 1^T W x`` with ``W in R^(K x d)``.
 """
 
+from overparam_theory.datasets import RegressionData, builtin_dataset, load_csv
 from overparam_theory.errors import InputError
+from overparam_theory.init_laws import INIT_LAW_NAMES, InitLaw, get_init_law, sample
 
-__all__ = ["InputError"]
+__all__ = [
+    "INIT_LAW_NAMES",
+    "InitLaw",
+    "InputError",
+    "RegressionData",
+    "builtin_dataset",
+    "get_init_law",
+    "load_csv",
+    "sample",
+]
