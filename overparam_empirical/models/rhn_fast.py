@@ -1,0 +1,137 @@
+"""Fast RHN recurrence: a custom autograd function with a hand-written backward pass.
+
+Computes exactly the function of :meth:`RecurrentHighwayLayer.forward_naive` (see ``rhn.py`` for the
+equations) with the same parameters; only the bookkeeping differs. Why it is faster on a CPU:
+
+* the per-step cost at small widths is dominated by per-operation overhead, not arithmetic. The naive
+  cell records ~10 autograd nodes per micro-layer and step (1500 steps per window at L=10, T=150); here
+  the forward runs ~5 preallocated, in-place operations per micro-step and records nothing;
+* the input projections ``W_H x, W_T x`` for all time steps are one matmul outside the loop (done by the
+  caller), the first micro-layer's bias is added to them once;
+* the backward loop only propagates ``dL/ds`` through time (one ``addmm`` per micro-step); the weight
+  gradients are formed afterwards as one batched matmul over all time steps,
+  ``dR_l = Σ_t dA_{l,t}ᵀ s_{l-1,t}``, and the bias gradients as one sum.
+
+Backward of one micro-step (``a = [a_H; a_T]`` pre-activations, ``h = tanh a_H``, ``g = sigmoid a_T``,
+``d = h − s``, ``s' = s + g ⊙ d``), given ``δ = dL/ds'``::
+
+    dL/da_H = δ ⊙ g ⊙ (1 − h²)
+    dL/da_T = δ ⊙ d ⊙ g ⊙ (1 − g)
+    dL/ds   = δ ⊙ (1 − g) + [dL/da_H, dL/da_T] · R      (R = [R_H; R_T], shape [2H, H])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def rhn_sequence_fast(
+    projected: Tensor, state: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]
+) -> tuple[Tensor, Tensor]:
+    """Run the RHN recurrence over ``projected [T, B, 2H]`` (= ``input.weight · x`` per step).
+
+    ``weights[l]`` is ``[2H, H]`` and ``biases[l]`` is ``[2H]`` for micro-layer ``l``.
+    Returns (``s_L`` per time step ``[T, B, H]``, final state ``[B, H]``).
+    """
+    if len(weights) != len(biases) or not weights:
+        raise ValueError("need one weight and one bias per micro-layer")
+    return _RHNSequence.apply(projected, state, len(weights), *weights, *biases)
+
+
+class _RHNSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, projected: Tensor, state: Tensor, depth: int, *parameters: Tensor):
+        weights, biases = parameters[:depth], parameters[depth:]
+        steps, batch, twice_width = projected.shape
+        width = twice_width // 2
+        # Buffers, layer-major so that each micro-layer's history is one contiguous block:
+        # gates[l, t] = [h; g], diffs[l, t] = h − s_in, inputs[l-1, t] = input state of micro-layer l >= 1.
+        gates = projected.new_empty(depth, steps, batch, twice_width)
+        diffs = projected.new_empty(depth, steps, batch, width)
+        inputs = projected.new_empty(depth - 1, steps, batch, width)
+        outputs = projected.new_empty(steps, batch, width)
+        with torch.no_grad():
+            first = (projected + biases[0]).unbind(0)
+            _forward_loop(
+                first,
+                state,
+                [w.t() for w in weights],
+                biases,
+                _views(gates),
+                _views(gates[..., :width]),
+                _views(gates[..., width:]),
+                _views(diffs),
+                _views(inputs),
+                outputs.unbind(0),
+            )
+        ctx.depth = depth
+        ctx.save_for_backward(state, gates, diffs, inputs, outputs, *weights)
+        final = outputs[-1]
+        return outputs, final
+
+    @staticmethod
+    def backward(ctx, grad_outputs: Tensor, grad_final: Tensor):
+        depth = ctx.depth
+        state, gates, diffs, inputs, outputs, *weights = ctx.saved_tensors
+        steps, batch, width = outputs.shape
+        grad_gates = torch.empty_like(gates)
+        with torch.no_grad():
+            grad_state = _backward_loop(
+                grad_outputs.unbind(0),
+                grad_final,
+                weights,
+                _views(gates[..., :width]),
+                _views(gates[..., width:]),
+                _views(diffs),
+                _views(grad_gates),
+                _views(grad_gates[..., :width]),
+                _views(grad_gates[..., width:]),
+            )
+            rows = steps * batch
+            flat_grads = grad_gates.view(depth, rows, 2 * width)
+            first_inputs = torch.cat([state.unsqueeze(0), outputs[:-1]]).view(1, rows, width)
+            layer_inputs = torch.cat([first_inputs, inputs.view(depth - 1, rows, width)])
+            grad_weights = torch.bmm(flat_grads.transpose(1, 2), layer_inputs).unbind(0)
+            grad_biases = flat_grads.sum(1).unbind(0)
+        return (grad_gates[0], grad_state, None, *grad_weights, *grad_biases)
+
+
+def _views(buffer: Tensor) -> list[tuple[Tensor, ...]]:
+    """``buffer[l][t]`` as ready-made views (one C++ call per layer instead of one index per use)."""
+    return [layer.unbind(0) for layer in buffer.unbind(0)]
+
+
+def _forward_loop(first, state, weights_t, biases, gates, cand, gate, diffs, inputs, outputs) -> None:
+    depth = len(weights_t)
+    for t, first_t in enumerate(first):
+        for layer in range(depth):
+            pre = gates[layer][t]
+            if layer == 0:
+                torch.addmm(first_t, state, weights_t[0], out=pre)
+            else:
+                torch.addmm(biases[layer], state, weights_t[layer], out=pre)
+            h = cand[layer][t].tanh_()
+            g = gate[layer][t].sigmoid_()
+            d = torch.sub(h, state, out=diffs[layer][t])
+            target = outputs[t] if layer == depth - 1 else inputs[layer][t]
+            state = torch.addcmul(state, g, d, out=target)
+
+
+def _backward_loop(grad_outputs, grad_final, weights, cand, gate, diffs, grads, grad_cand, grad_gate):
+    depth = len(weights)
+    delta = grad_final
+    for t in range(len(grad_outputs) - 1, -1, -1):
+        delta = delta + grad_outputs[t]
+        for layer in range(depth - 1, -1, -1):
+            h, g = cand[layer][t], gate[layer][t]
+            delta_g = delta * g
+            # dL/da_H = δg(1 − h²) = δg − (δg·h)·h
+            torch.addcmul(delta_g, delta_g * h, h, value=-1.0, out=grad_cand[layer][t])
+            # dL/da_T = δg·d·(1 − g) = v − v·g with v = δg·d
+            v = delta_g * diffs[layer][t]
+            torch.addcmul(v, v, g, value=-1.0, out=grad_gate[layer][t])
+            delta = torch.addmm(delta - delta_g, grads[layer][t], weights[layer])
+    return delta
