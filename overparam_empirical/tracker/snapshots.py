@@ -1,0 +1,154 @@
+"""Storage of (W_t, g_t) at tracked steps, for the exact end-of-run angle Ae(t) = ∠(g_t, W_t − W*).
+
+W* (the weights of minimum validation loss) is known only when training ends, so the tracker keeps the
+two vectors it needs of every tracked step. They are stored in the parameters' own dtype (the widest
+one when dtypes are mixed), which is lossless: the values *are* that dtype. Cost: 2 × (trainable
+parameters) × itemsize bytes per tracked step — use a ``log:N`` schedule for long runs.
+
+Snapshots fill host-memory chunks (page-locked when the model is on CUDA, so that the device→host copy
+is asynchronous) up to ``memory_bytes``; beyond that each full chunk is appended to a raw file in
+``spill_dir`` and read back through ``numpy.memmap`` when the angles are computed. The file is deleted
+by :meth:`SnapshotStore.close` (and when the store is garbage-collected).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from overparam_theory.errors import InputError
+
+_CHUNK_BYTES = 64 * 2**20
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+class SnapshotStore:
+    """Append-only store of ``(2, n_elements)`` snapshots: row 0 = W_t, row 1 = g_t."""
+
+    def __init__(
+        self,
+        n_elements: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        memory_bytes: int,
+        spill_dir: str | os.PathLike | None = None,
+    ) -> None:
+        if memory_bytes < 0:
+            raise InputError(f"snapshot memory budget must be >= 0 bytes, got {memory_bytes}")
+        self.n_elements = n_elements
+        self.dtype = dtype
+        self.device = device
+        self.memory_bytes = memory_bytes
+        self.snapshot_bytes = 2 * n_elements * torch.empty((), dtype=dtype).element_size()
+        self.chunk_len = max(1, min(_CHUNK_BYTES, max(memory_bytes, 1)) // self.snapshot_bytes)
+        self._pin = device.type == "cuda"
+        self._resident: list[torch.Tensor] = []
+        self._current: torch.Tensor | None = None
+        self._fill = 0
+        self._n_spilled = 0
+        self._spill_dir = Path(spill_dir) if spill_dir is not None else Path(tempfile.gettempdir())
+        self._spill_path: str | None = None
+        self._spill_file = None
+        self._cleanup: weakref.finalize | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._resident) * self.chunk_len + self._n_spilled + self._fill
+
+    @property
+    def spilled(self) -> int:
+        """How many snapshots live in the spill file."""
+        return self._n_spilled
+
+    @property
+    def spill_path(self) -> str | None:
+        return self._spill_path
+
+    def _new_chunk(self) -> torch.Tensor:
+        return torch.empty((self.chunk_len, 2, self.n_elements), dtype=self.dtype, pin_memory=self._pin)
+
+    def _synchronize(self) -> None:
+        # The chunk copies are asynchronous on CUDA; host reads must wait for them.
+        if self._pin:
+            torch.cuda.synchronize(self.device)
+
+    def _spill(self, chunk: torch.Tensor, count: int) -> None:
+        if self._spill_file is None:
+            try:
+                self._spill_dir.mkdir(parents=True, exist_ok=True)
+                path = self._spill_dir / f"overparam-snapshots-{os.getpid()}-{uuid.uuid4().hex}.bin"
+                self._spill_file = open(path, "wb")  # noqa: SIM115 (kept open across appends)
+            except OSError as error:
+                raise InputError(f"cannot create a snapshot file in {self._spill_dir}: {error}") from error
+            self._spill_path = str(path)
+            self._cleanup = weakref.finalize(self, _remove_quietly, self._spill_path)
+        self._synchronize()
+        self._spill_file.write(chunk[:count].view(torch.uint8).numpy())
+        self._n_spilled += count
+
+    def append(self, pair: torch.Tensor) -> None:
+        """Store ``pair`` = stack(W_t, g_t) (any float dtype, on the model's device), cast to ``dtype``."""
+        if self._closed:
+            raise RuntimeError("snapshot store is closed")
+        if self._current is None:
+            self._current = self._new_chunk()
+        elif self._fill == self.chunk_len:
+            if (len(self._resident) + 2) * self.chunk_len * self.snapshot_bytes <= self.memory_bytes:
+                self._resident.append(self._current)
+                self._current = self._new_chunk()
+            else:
+                self._spill(self._current, self._fill)
+            self._fill = 0
+        self._current[self._fill].copy_(pair, non_blocking=self._pin)
+        self._fill += 1
+
+    def iterate(self, max_snapshots: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(first_index, block)`` in order; ``block``: CPU tensor ``(k ≤ max_snapshots, 2, n)``."""
+        self._synchronize()
+        max_snapshots = max(1, max_snapshots)
+        index = 0
+        for chunk in self._resident:
+            for start in range(0, self.chunk_len, max_snapshots):
+                block = chunk[start : start + max_snapshots]
+                yield index, block
+                index += block.shape[0]
+        if self._n_spilled:
+            self._spill_file.flush()
+            row_bytes = self.snapshot_bytes // 2
+            mapped = np.memmap(
+                self._spill_path, dtype=np.uint8, mode="r", shape=(self._n_spilled, 2, row_bytes)
+            )
+            for start in range(0, self._n_spilled, max_snapshots):
+                raw = torch.from_numpy(np.array(mapped[start : start + max_snapshots]))
+                yield index, raw.view(self.dtype)
+                index += raw.shape[0]
+            del mapped
+        if self._current is not None and self._fill:
+            for start in range(0, self._fill, max_snapshots):
+                block = self._current[start : min(self._fill, start + max_snapshots)]
+                yield index, block
+                index += block.shape[0]
+
+    def close(self) -> None:
+        """Release the memory and delete the spill file."""
+        self._closed = True
+        self._resident = []
+        self._current = None
+        if self._spill_file is not None:
+            self._spill_file.close()
+            self._spill_file = None
+        if self._cleanup is not None:
+            self._cleanup()

@@ -1,0 +1,663 @@
+"""TraversalTracker: how far, how straight and in what direction the weights travel during training.
+
+Step indexing. The tracker copies W_0 (the weights when it is built). The t-th call of :meth:`step`
+(t = 0, 1, ...) must follow the t-th ``optimizer.step()``; it sees
+
+* W_t     — the weights kept by the previous call (W_0 for t = 0),
+* g_t     — ``p.grad`` now: the gradient computed at W_t, as the optimizer used it (after any
+            gradient clipping done in place, e.g. ``clip_grad_norm_``),
+* W_{t+1} — the weights now, and Δ_t = W_{t+1} − W_t, the update actually applied (with momentum or
+            Adam it differs from −η g_t; that is the point of measuring it).
+
+Every call (tracked or not) adds ‖Δ_t‖ to the path length and ‖Δ_t‖², ⟨W_t, Δ_t⟩ to the Yin sums, in
+float64 on the parameters' device, without a host synchronisation. A *tracked* call (see
+:mod:`.schedule`) also records, per group, ‖W_t − W_0‖, ‖Δ_t‖, ‖g_t‖, the path length Σ_{s<t}‖Δ_s‖ up to
+W_t, As(t) = ∠(g_t, W_t − W_0) and (method permitting) Ae(t) = ∠(g_t, W_t − W*). A record for step t
+therefore describes the point W_t and the update taken from it; the end point W_T (T = number of calls)
+appears in the summary.
+
+Arithmetic. Tracked parameters are copied into one float64 buffer (laid out group after group, so a
+group is a contiguous slice); differences (Δ_t, W_t − W_0, W_t − W*) are formed explicitly in float64,
+which is exact for float32/float16/bfloat16 parameters, and all inner products of a group come from one
+small Gram matrix (a single matmul over the group's slice). The scalars of a tracked step stay on the
+device in a row buffer that is copied to the host once per 1024 tracked steps or when results are read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from overparam_empirical.tracker.groups import ALL_GROUP, GROUP_NAMES, assign_groups
+from overparam_empirical.tracker.metrics import angle, mean_defined, paper_ae, safe_sqrt, yin_check
+from overparam_empirical.tracker.schedule import Schedule, parse_schedule
+from overparam_empirical.tracker.snapshots import SnapshotStore
+from overparam_theory.errors import InputError
+
+AE_METHODS = ("snapshots", "reference", "none")
+SCHEMA_VERSION = 1
+DEFAULT_SNAPSHOT_MEMORY_BYTES = 2**30
+_ROW_BLOCK = 1024
+_FINALIZE_BLOCK_BYTES = 256 * 2**20
+
+# Rows of the float64 work buffer; the Gram matrix of rows 0..k-1 of a group slice gives every
+# inner product a step needs. Rows 1 and 2 are adjacent so (W_t, g_t) is one slice for snapshots.
+_STEP, _W, _GRAD, _FROM_INIT, _FROM_REF = range(5)
+
+StateLike = Mapping[str, torch.Tensor] | nn.Module
+
+
+def _json_float(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class TraversalTracker:
+    """Measure weight-space traversal per parameter group in any PyTorch training loop.
+
+    Usage::
+
+        tracker = TraversalTracker(model, schedule="log:20")
+        for batch in data:
+            loss = loss_fn(model(batch)); optimizer.zero_grad(); loss.backward()
+            optimizer.step()
+            tracker.step()                       # after optimizer.step(), before the next zero_grad
+            if evaluating: tracker.report_validation(valid_loss)
+        tracker.finalize(w_star="best")          # or a state dict, or None for the final weights
+        tracker.records(); tracker.summary(); tracker.to_json("traversal.json")
+
+    Parameters
+    ----------
+    model:
+        the ``nn.Module`` being trained; its parameters must be on one device. Build the tracker after
+        moving the model to that device and before the first ``optimizer.step()``.
+    schedule:
+        which steps are recorded in full: ``"every:N"``, ``"log:N"`` (≈ N per decade), an int N, or a
+        callable ``t -> bool``. Path length and Yin sums are accumulated on every step regardless.
+    groups:
+        ``{group: [fnmatch patterns on parameter names]}`` moving parameters to ``embedding``, ``hidden``
+        or ``softmax`` (see :mod:`.groups` for the automatic rule and ``model.traversal_groups()``).
+    ae_method:
+        how Ae(t) = ∠(g_t, W_t − W*) is made exact although W* is known only at the end:
+        ``"snapshots"`` keeps (W_t, g_t) of every tracked step (2 × params × itemsize bytes each) and
+        computes Ae in float64 in :meth:`finalize`; ``"reference"`` takes W* up front (``reference``;
+        e.g. the best weights of a first run, replayed with the same seed) and computes Ae online with no
+        storage; ``"none"`` skips Ae.
+    reference:
+        W* for ``ae_method="reference"``: a state dict (or module) holding every tracked parameter.
+    snapshot_dir:
+        folder for the snapshot spill file once ``snapshot_memory_bytes`` is used up (default: the
+        system temporary folder). The file is deleted by :meth:`finalize` / :meth:`close`.
+    snapshot_memory_bytes:
+        host memory for snapshots before spilling to the file (default 1 GiB).
+    check_first_step:
+        make the first :meth:`step` fail if no gradient exists or the weights have not changed since the
+        tracker was built (the usual sign of calling it before ``optimizer.step()``). Pass False when the
+        first update may legitimately be a no-op (``torch.amp.GradScaler`` skipping an overflowed step,
+        a zero learning rate).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        schedule: Schedule = "every:1",
+        groups: Mapping[str, Sequence[str]] | None = None,
+        ae_method: str = "snapshots",
+        reference: StateLike | None = None,
+        snapshot_dir: str | os.PathLike | None = None,
+        snapshot_memory_bytes: int = DEFAULT_SNAPSHOT_MEMORY_BYTES,
+        check_first_step: bool = True,
+    ) -> None:
+        if ae_method not in AE_METHODS:
+            raise InputError(f"ae_method must be one of {', '.join(AE_METHODS)}, got {ae_method!r}")
+        if ae_method == "reference" and reference is None:
+            raise InputError("ae_method='reference' needs reference= (the W* state dict)")
+        if ae_method != "reference" and reference is not None:
+            raise InputError(f"reference= is only used with ae_method='reference', not {ae_method!r}")
+        if ae_method != "snapshots" and snapshot_dir is not None:
+            raise InputError(f"snapshot_dir= is only used with ae_method='snapshots', not {ae_method!r}")
+        self._schedule: Callable[[int], bool] = parse_schedule(schedule)
+        self._schedule_spec = schedule if isinstance(schedule, str | int) else repr(schedule)
+        self.assignment = assign_groups(model, groups)
+        self.ae_method = ae_method
+        self._check_first_step = bool(check_first_step)
+
+        named = dict(model.named_parameters())
+        self._names = self.assignment.tracked_names
+        self._params: list[torch.Tensor] = [named[name] for name in self._names]
+        devices = {p.device for p in self._params}
+        if len(devices) > 1:
+            raise InputError(f"tracked parameters live on several devices ({sorted(map(str, devices))})")
+        self.device: torch.device = devices.pop()
+        for name, p in zip(self._names, self._params, strict=True):
+            if not p.is_floating_point():
+                raise InputError(f"parameter {name!r} has non-floating dtype {p.dtype}")
+        self.snapshot_dtype = self._params[0].dtype
+        for p in self._params[1:]:
+            self.snapshot_dtype = torch.promote_types(self.snapshot_dtype, p.dtype)
+
+        # Layout: groups one after another, each a contiguous slice [start, end).
+        self.group_names: list[str] = list(self.assignment.tracked)
+        self._segments: list[tuple[int, int]] = []
+        offset = 0
+        self._offsets: list[int] = []
+        for group in self.group_names:
+            start = offset
+            for name in self.assignment.tracked[group]:
+                self._offsets.append(offset)
+                offset += named[name].numel()
+            self._segments.append((start, offset))
+        self.n_params = offset
+        self._group_sizes = [end - start for start, end in self._segments] + [offset]
+        self.report_groups: list[str] = [*self.group_names, ALL_GROUP]
+        n_groups = len(self.group_names)
+
+        self._rows = 5 if ae_method == "reference" else 4
+        self._buf = torch.zeros((self._rows, self.n_params), dtype=torch.float64, device=self.device)
+        self._views = [self._row_views(row) for row in (_STEP, _W, _GRAD)]
+        self._gram_views_small = [self._buf[0:2, s:e] for s, e in self._segments]
+        self._gram_views_full = [self._buf[0 : self._rows, s:e] for s, e in self._segments]
+        self._gram_small = torch.zeros((n_groups + 1, 2, 2), dtype=torch.float64, device=self.device)
+        self._gram_full = torch.zeros(
+            (n_groups + 1, self._rows, self._rows), dtype=torch.float64, device=self.device
+        )
+        # acc[0] = Σ‖Δ_t‖², acc[1] = Σ⟨W_t, Δ_t⟩, acc[2] = Σ‖Δ_t‖ (path length), per group + all.
+        self._acc = torch.zeros((3, n_groups + 1), dtype=torch.float64, device=self.device)
+        self._row_width = self._rows * self._rows + 1
+        self._row_block = torch.zeros(
+            (_ROW_BLOCK, n_groups + 1, self._row_width), dtype=torch.float64, device=self.device
+        )
+        self._row_fill = 0
+        self._host_rows: list[np.ndarray] = []
+        self._tracked_steps: list[int] = []
+
+        with torch.no_grad():
+            torch._foreach_copy_(self._views[1], self._params)
+            self._w0 = self._buf[_W].clone()
+            init_sq = self._group_dots(self._w0, self._w0)
+            self._ref: torch.Tensor | None = None
+            ref_to_init_sq = None
+            if ae_method == "reference":
+                self._ref = self._flatten_state(reference, "reference")
+                ref_to_init = self._ref - self._w0
+                ref_to_init_sq = self._group_dots(ref_to_init, ref_to_init)
+                del ref_to_init
+        self._init_sq = init_sq.cpu().numpy()
+        self._ref_to_init_sq = None if ref_to_init_sq is None else ref_to_init_sq.cpu().numpy()
+
+        self._snapshots: SnapshotStore | None = None
+        if ae_method == "snapshots":
+            self._snapshots = SnapshotStore(
+                self.n_params, self.snapshot_dtype, self.device, snapshot_memory_bytes, snapshot_dir
+            )
+
+        self._t = 0
+        self._validation: list[tuple[int, float]] = []
+        self._best: tuple[int, float] | None = None
+        self._best_w: torch.Tensor | None = None
+        self._final: dict[str, Any] | None = None
+        self._records_cache: list[dict[str, Any]] | None = None
+
+    # ------------------------------------------------------------------ layout helpers
+    def _row_views(self, row: int) -> list[torch.Tensor]:
+        return [
+            self._buf[row, offset : offset + p.numel()].view(p.shape)
+            for offset, p in zip(self._offsets, self._params, strict=True)
+        ]
+
+    def _group_dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """⟨a, b⟩ per group and for all (flat float64 vectors in the tracker's layout), on the device."""
+        parts = [torch.dot(a[s:e], b[s:e]) for s, e in self._segments]
+        parts.append(torch.stack(parts).sum())
+        return torch.stack(parts)
+
+    def _flatten_state(self, state: StateLike, what: str) -> torch.Tensor:
+        """A state dict / module -> flat float64 vector over the tracked parameters, on the device."""
+        if isinstance(state, nn.Module):
+            state = state.state_dict()
+        if not isinstance(state, Mapping):
+            raise InputError(f"{what} must be a state dict or an nn.Module, got {type(state).__name__}")
+        flat = torch.empty(self.n_params, dtype=torch.float64, device=self.device)
+        for name, offset, p in zip(self._names, self._offsets, self._params, strict=True):
+            if name not in state:
+                raise InputError(f"{what} has no entry for tracked parameter {name!r}")
+            value = state[name]
+            if not isinstance(value, torch.Tensor):
+                raise InputError(f"{what}[{name!r}] is not a tensor")
+            if value.shape != p.shape:
+                raise InputError(
+                    f"{what}[{name!r}] has shape {tuple(value.shape)}, the parameter {tuple(p.shape)}"
+                )
+            flat[offset : offset + p.numel()].copy_(value.detach().reshape(-1))
+        return flat
+
+    # ------------------------------------------------------------------ training-time API
+    @property
+    def steps(self) -> int:
+        """Number of :meth:`step` calls so far (T)."""
+        return self._t
+
+    @property
+    def finalized(self) -> bool:
+        return self._final is not None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Account for the update just applied by the optimizer (call right after ``optimizer.step()``)."""
+        if self._final is not None:
+            raise InputError("tracker.step() called after finalize(); build a new tracker for a new run")
+        t = self._t
+        first_check = t == 0 and self._check_first_step
+        if t == 0:
+            for name, p in zip(self._names, self._params, strict=True):
+                if p.device != self.device:
+                    raise InputError(
+                        f"parameter {name!r} moved from {self.device} to {p.device} after the tracker "
+                        "was built"
+                    )
+        tracked = bool(self._schedule(t))
+        grads = None
+        if tracked or first_check:
+            grads = [p.grad for p in self._params]
+            if all(g is None for g in grads):
+                raise InputError(
+                    "tracker.step(): no tracked parameter has a gradient; call it after loss.backward() and "
+                    "optimizer.step(), before optimizer.zero_grad()"
+                )
+        buf = self._buf
+        torch._foreach_copy_(self._views[0], self._params)
+        buf[_STEP].sub_(buf[_W])
+        if tracked:
+            self._copy_grads(grads)
+            torch.sub(buf[_W], self._w0, out=buf[_FROM_INIT])
+            if self._ref is not None:
+                torch.sub(buf[_W], self._ref, out=buf[_FROM_REF])
+            gram, views = self._gram_full, self._gram_views_full
+        else:
+            gram, views = self._gram_small, self._gram_views_small
+        n_groups = len(views)
+        for index, view in enumerate(views):
+            torch.mm(view, view.T, out=gram[index])
+        torch.sum(gram[:n_groups], dim=0, out=gram[n_groups])
+        if first_check and float(gram[n_groups, 0, 0]) == 0.0:
+            raise InputError(
+                "tracker.step(): the weights have not changed since the tracker was built; call it right "
+                "after optimizer.step() (pass check_first_step=False if the first update is a no-op)"
+            )
+        step_sq = gram[:, 0, 0]
+        if tracked:
+            self._store_row(gram)
+            self._tracked_steps.append(t)
+            if self._snapshots is not None:
+                self._snapshots.append(buf[_W : _GRAD + 1])
+        self._acc[0].add_(step_sq)
+        self._acc[1].add_(gram[:, 0, 1])
+        self._acc[2].add_(step_sq.clamp(min=0).sqrt())
+        torch._foreach_copy_(self._views[1], self._params)
+        self._t = t + 1
+        self._records_cache = None
+
+    def _copy_grads(self, grads: list[torch.Tensor | None]) -> None:
+        targets, sources = [], []
+        for view, grad in zip(self._views[2], grads, strict=True):
+            if grad is None:
+                view.zero_()  # a parameter the loss did not touch this step: zero gradient
+            else:
+                targets.append(view)
+                sources.append(grad.to_dense() if grad.is_sparse else grad)
+        torch._foreach_copy_(targets, sources)
+
+    def _store_row(self, gram: torch.Tensor) -> None:
+        if self._row_fill == _ROW_BLOCK:
+            self._flush_rows()
+        row = self._row_block[self._row_fill]
+        row[:, : self._row_width - 1].copy_(gram.reshape(gram.shape[0], -1))
+        row[:, self._row_width - 1].copy_(self._acc[2])  # path length up to W_t (before adding ‖Δ_t‖)
+        self._row_fill += 1
+
+    def _flush_rows(self) -> None:
+        if self._row_fill:
+            self._host_rows.append(self._row_block[: self._row_fill].to("cpu", copy=True).numpy())
+            self._row_fill = 0
+
+    @torch.no_grad()
+    def report_validation(self, loss: float | torch.Tensor) -> None:
+        """Note the validation loss at the current weights W_t (t = steps so far).
+
+        The weights of the lowest finite loss are kept (one float64 copy), for ``finalize(w_star="best")``.
+        """
+        if self._final is not None:
+            raise InputError("report_validation() called after finalize()")
+        value = float(loss)
+        self._validation.append((self._t, value))
+        if math.isfinite(value) and (self._best is None or value < self._best[1]):
+            self._best = (self._t, value)
+            if self._best_w is None:
+                self._best_w = self._buf[_W].clone()
+            else:
+                self._best_w.copy_(self._buf[_W])
+
+    # ------------------------------------------------------------------ end of run
+    def _resolve_w_star(self, w_star: StateLike | str | None) -> tuple[torch.Tensor, str]:
+        if self.ae_method == "reference":
+            if w_star is not None and w_star != "reference":
+                raise InputError(
+                    "with ae_method='reference', W* is the reference: call finalize() without w_star"
+                )
+            return self._ref, "reference"
+        if w_star is None or (isinstance(w_star, str) and w_star == "final"):
+            return self._buf[_W].clone(), "final"
+        if isinstance(w_star, str):
+            if w_star != "best":
+                raise InputError(
+                    f"w_star must be None, 'final', 'best', a state dict or a module, got {w_star!r}"
+                )
+            if self._best_w is None:
+                raise InputError("finalize(w_star='best') needs report_validation() calls with a finite loss")
+            return self._best_w, "best"
+        return self._flatten_state(w_star, "w_star"), "given"
+
+    @torch.no_grad()
+    def finalize(self, w_star: StateLike | str | None = None) -> dict[str, dict[str, Any]]:
+        """Fix W*, compute the exact Ae of every tracked step and check the Yin identity; returns summary().
+
+        ``w_star``: None or ``"final"`` = the weights at the last :meth:`step` (W_T); ``"best"`` = the
+        weights at the lowest loss passed to :meth:`report_validation`; or a state dict / module. With
+        ``ae_method="reference"`` W* is the reference and ``w_star`` must be omitted. Releases the work
+        buffers and snapshots; further :meth:`step` calls raise.
+        """
+        if self._final is not None:
+            raise InputError("finalize() was already called")
+        if self._t == 0:
+            raise InputError("finalize() before any tracker.step(): nothing was tracked")
+        star, label = self._resolve_w_star(w_star)
+        self._flush_rows()
+        buf = self._buf
+        final, init = buf[_W], self._w0
+        torch.sub(final, star, out=buf[_STEP])
+        torch.sub(init, star, out=buf[_FROM_INIT])
+        torch.sub(final, init, out=buf[_GRAD])
+        sums = torch.stack(
+            [
+                self._group_dots(buf[_STEP], buf[_STEP]),  # ‖W_T − W*‖²
+                self._group_dots(buf[_FROM_INIT], buf[_FROM_INIT]),  # ‖W_0 − W*‖²
+                self._group_dots(star, buf[_GRAD]),  # ⟨W*, W_T − W_0⟩
+                self._group_dots(buf[_GRAD], buf[_GRAD]),  # ‖W_T − W_0‖²
+            ]
+        )
+        host = torch.cat([sums, self._acc]).cpu().numpy()
+        final_to_star_sq, init_to_star_sq, star_dot_disp, final_from_init_sq = host[:4]
+        sum_step_sq, sum_w_dot_step, path_length = host[4:]
+
+        ae_dot = ae_sq = None
+        if self._snapshots is not None:
+            ae_dot, ae_sq = self._ae_from_snapshots(star)
+            self._snapshots.close()
+        self._final = {
+            "w_star": label,
+            "best": self._best,
+            "final_to_star_sq": final_to_star_sq,
+            "init_to_star_sq": init_to_star_sq,
+            "star_dot_displacement": star_dot_disp,
+            "final_from_init_sq": final_from_init_sq,
+            "sum_step_sq": sum_step_sq,
+            "sum_w_dot_step": sum_w_dot_step,
+            "path_length": path_length,
+            "ae_dot": ae_dot,
+            "ae_sq": ae_sq,
+        }
+        # Training is over: drop the device buffers (the snapshot store is already closed).
+        self._buf = self._w0 = self._ref = self._best_w = None
+        self._views = self._gram_views_small = self._gram_views_full = []
+        self._records_cache = None
+        return self.summary()
+
+    def _ae_from_snapshots(self, star: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """⟨g_t, W_t − W*⟩ and ‖W_t − W*‖² per tracked step and group, float64, from the stored snapshots."""
+        store = self._snapshots
+        n_groups = len(self._segments)
+        dots = np.empty((len(store), n_groups + 1))
+        squares = np.empty((len(store), n_groups + 1))
+        per_block = max(1, _FINALIZE_BLOCK_BYTES // (3 * 8 * max(1, self.n_params)))
+        for first, block in store.iterate(per_block):
+            pair = block.to(device=self.device, dtype=torch.float64)
+            weights_from_star = pair[:, 0] - star
+            grads = pair[:, 1]
+            columns_dot, columns_sq = [], []
+            for s, e in self._segments:
+                d = weights_from_star[:, s:e]
+                columns_dot.append(torch.linalg.vecdot(grads[:, s:e], d))
+                columns_sq.append(torch.linalg.vecdot(d, d))
+            block_dot = torch.stack(columns_dot, dim=1)
+            block_sq = torch.stack(columns_sq, dim=1)
+            both = (
+                torch.stack(
+                    [
+                        torch.cat([block_dot, block_dot.sum(1, keepdim=True)], dim=1),
+                        torch.cat([block_sq, block_sq.sum(1, keepdim=True)], dim=1),
+                    ]
+                )
+                .cpu()
+                .numpy()
+            )
+            dots[first : first + pair.shape[0]] = both[0]
+            squares[first : first + pair.shape[0]] = both[1]
+        return dots, squares
+
+    def close(self) -> None:
+        """Release the snapshot store (memory and spill file) without finalizing."""
+        if self._snapshots is not None:
+            self._snapshots.close()
+
+    def __enter__(self) -> TraversalTracker:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc_type is None and self._final is None and self._t > 0:
+            self.finalize()
+        else:
+            self.close()
+        return False
+
+    # ------------------------------------------------------------------ results
+    def _host_rows_array(self) -> np.ndarray:
+        if self._final is None:
+            self._flush_rows()
+        n_report = len(self.report_groups)
+        if not self._host_rows:
+            return np.zeros((0, n_report, self._row_width))
+        if len(self._host_rows) > 1:
+            self._host_rows = [np.concatenate(self._host_rows)]
+        return self._host_rows[0]
+
+    def _step_metrics(self) -> dict[str, np.ndarray]:
+        """Per tracked step × report group arrays of every record field (NaN = undefined)."""
+        rows = self._host_rows_array()
+        k = self._rows
+        gram = rows[..., : k * k].reshape(rows.shape[0], rows.shape[1], k, k)
+        step_sq, grad_sq = gram[..., _STEP, _STEP], gram[..., _GRAD, _GRAD]
+        init_sq = gram[..., _FROM_INIT, _FROM_INIT]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w0_norm = safe_sqrt(self._init_sq)
+            relative = np.where(w0_norm > 0, safe_sqrt(init_sq) / np.where(w0_norm > 0, w0_norm, 1), np.nan)
+        metrics = {
+            "distance": safe_sqrt(init_sq),
+            "relative_distance": relative,
+            "step_size": safe_sqrt(step_sq),
+            "grad_norm": safe_sqrt(grad_sq),
+            "path_length": rows[..., k * k],
+            "as_angle": angle(gram[..., _GRAD, _FROM_INIT], grad_sq, init_sq),
+        }
+        nan = np.full(step_sq.shape, np.nan)
+        star_dot = star_sq = star_to_init_sq = None
+        if self.ae_method == "reference":
+            star_dot, star_sq = gram[..., _GRAD, _FROM_REF], gram[..., _FROM_REF, _FROM_REF]
+            star_to_init_sq = self._ref_to_init_sq
+        elif self._final is not None and self._final["ae_dot"] is not None:
+            star_dot, star_sq = self._final["ae_dot"], self._final["ae_sq"]
+            star_to_init_sq = self._final["init_to_star_sq"]
+        if star_dot is None:
+            metrics.update(distance_to_star=nan, ae_angle=nan, ae_paper=nan, ae_paper_ratio=nan)
+        else:
+            ratio, paper = paper_ae(star_dot, grad_sq, safe_sqrt(star_to_init_sq))
+            metrics.update(
+                distance_to_star=safe_sqrt(star_sq),
+                ae_angle=angle(star_dot, grad_sq, star_sq),
+                ae_paper=paper,
+                ae_paper_ratio=ratio,
+            )
+        return metrics
+
+    def records(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per (tracked step, group); schema in docs/tracker.md. ``None`` = undefined."""
+        if self._records_cache is None:
+            metrics = self._step_metrics()
+            rows = []
+            for i, step in enumerate(self._tracked_steps):
+                for j, group in enumerate(self.report_groups):
+                    row: dict[str, Any] = {"step": step, "group": group}
+                    for key, values in metrics.items():
+                        row[key] = _json_float(values[i, j])
+                    rows.append(row)
+            self._records_cache = rows
+        return [dict(row) for row in self._records_cache]
+
+    @torch.no_grad()
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per-group totals and means (JSON-ready); W*-dependent fields are None before :meth:`finalize`."""
+        if self._final is not None:
+            f = self._final
+            final_from_init_sq, sum_step_sq = f["final_from_init_sq"], f["sum_step_sq"]
+            sum_w_dot_step, path_length = f["sum_w_dot_step"], f["path_length"]
+        else:
+            displacement = self._buf[_W] - self._w0
+            host = torch.cat([self._group_dots(displacement, displacement)[None], self._acc]).cpu().numpy()
+            final_from_init_sq, sum_step_sq, sum_w_dot_step, path_length = host
+        metrics = self._step_metrics()
+        result: dict[str, dict[str, Any]] = {}
+        for j, group in enumerate(self.report_groups):
+            tracked_names = self._names if group == ALL_GROUP else self.assignment.tracked[group]
+            if group == ALL_GROUP:
+                frozen = [name for g in GROUP_NAMES for name in self.assignment.frozen[g]]
+            else:
+                frozen = list(self.assignment.frozen[group])
+            w0_norm = math.sqrt(max(self._init_sq[j], 0.0))
+            distance = math.sqrt(max(final_from_init_sq[j], 0.0))
+            ratio = metrics["ae_paper_ratio"][:, j]
+            entry: dict[str, Any] = {
+                "n_params": self._group_sizes[j],
+                "parameters": list(tracked_names),
+                "frozen_parameters": frozen,
+                "n_steps": self._t,
+                "n_tracked": len(self._tracked_steps),
+                "initial_norm": w0_norm,
+                "final_distance": distance,
+                "relative_final_distance": distance / w0_norm if w0_norm > 0 else math.nan,
+                "path_length": path_length[j],
+                "mean_step_size": path_length[j] / self._t if self._t else math.nan,
+                "sum_step_sq": sum_step_sq[j],
+                "sum_w_dot_step": sum_w_dot_step[j],
+                "mean_grad_norm": mean_defined(metrics["grad_norm"][:, j]),
+                "mean_as": mean_defined(metrics["as_angle"][:, j]),
+                "mean_ae": mean_defined(metrics["ae_angle"][:, j]),
+                "mean_ae_paper": mean_defined(metrics["ae_paper"][:, j]),
+                "ae_paper_undefined": int(np.sum(np.isfinite(ratio) & (np.abs(ratio) > 1.0))),
+                # Exactly zero gradients at tracked steps usually mean zero_grad() ran before step().
+                "zero_grad_steps": int(np.sum(metrics["grad_norm"][:, j] == 0.0)),
+                "w_star": None,
+                "distance_init_to_star": math.nan,
+                "distance_final_to_star": math.nan,
+                "yin_lhs": math.nan,
+                "yin_rhs": math.nan,
+                "yin_cross_sum": math.nan,
+                "yin_abs_residual": math.nan,
+                "yin_rel_residual": math.nan,
+            }
+            if self._final is not None:
+                f = self._final
+                entry["w_star"] = f["w_star"]
+                entry["distance_init_to_star"] = math.sqrt(max(f["init_to_star_sq"][j], 0.0))
+                entry["distance_final_to_star"] = math.sqrt(max(f["final_to_star_sq"][j], 0.0))
+                entry.update(
+                    yin_check(
+                        float(f["final_to_star_sq"][j]),
+                        float(f["init_to_star_sq"][j]),
+                        float(sum_step_sq[j]),
+                        float(sum_w_dot_step[j]),
+                        float(f["star_dot_displacement"][j]),
+                    )
+                )
+            result[group] = {
+                key: (_json_float(value) if isinstance(value, float | np.floating) else value)
+                for key, value in entry.items()
+            }
+        for group in GROUP_NAMES:  # a group that exists only as frozen parameters is still reported
+            if group not in result and self.assignment.frozen[group]:
+                result[group] = {
+                    "n_params": 0,
+                    "parameters": [],
+                    "frozen_parameters": list(self.assignment.frozen[group]),
+                }
+        return result
+
+    def config(self) -> dict[str, Any]:
+        """What was tracked and how (JSON-ready)."""
+        best = self._best if self._final is None else self._final["best"]
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "schedule": str(self._schedule_spec),
+            "ae_method": self.ae_method,
+            "groups": {group: list(self.assignment.tracked[group]) for group in self.group_names},
+            "n_params": self.n_params,
+            "device": str(self.device),
+            "snapshot_dtype": str(self.snapshot_dtype).removeprefix("torch."),
+            "n_steps": self._t,
+            "tracked_steps": list(self._tracked_steps),
+            "validation": [{"step": s, "loss": _json_float(v)} for s, v in self._validation],
+            "best_validation": None if best is None else {"step": best[0], "loss": best[1]},
+            "finalized": self._final is not None,
+        }
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat table for a results store: the step rows (``kind="step"``) then one
+        ``kind="summary"`` row per group (summary fields, list-valued ones left out)."""
+        rows = [{"kind": "step", **row} for row in self.records()]
+        for group, entry in self.summary().items():
+            flat = {key: value for key, value in entry.items() if not isinstance(value, list)}
+            rows.append({"kind": "summary", "group": group, **flat})
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything: ``{"config", "summary", "records"}``, JSON-ready."""
+        return {"config": self.config(), "summary": self.summary(), "records": self.records()}
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_dict` as JSON atomically (temporary file + rename); returns the path."""
+        target = Path(path)
+        if not target.parent.is_dir():
+            raise InputError(f"cannot write {target}: folder {target.parent} does not exist")
+        if target.is_dir():
+            raise InputError(f"cannot write {target}: it is a folder")
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        _atomic_write_text(target, text)
+        return target
