@@ -11,14 +11,36 @@ Conventions used throughout (see docs/theory.md):
 from overparam_theory.datasets import RegressionData, builtin_dataset, load_csv
 from overparam_theory.errors import InputError
 from overparam_theory.init_laws import INIT_LAW_NAMES, InitLaw, get_init_law, sample
+from overparam_theory.lnn import (
+    LNNDynamics,
+    divergence_width,
+    expected_direct_distance,
+    expected_first_step,
+    expected_path_length,
+    fastest_width,
+    lnn_dynamics,
+    minimiser,
+    paper_condition_holds,
+    scaled_lr,
+)
 
 __all__ = [
     "INIT_LAW_NAMES",
     "InitLaw",
     "InputError",
+    "LNNDynamics",
     "RegressionData",
     "builtin_dataset",
+    "divergence_width",
+    "expected_direct_distance",
+    "expected_first_step",
+    "expected_path_length",
+    "fastest_width",
     "get_init_law",
+    "lnn_dynamics",
     "load_csv",
+    "minimiser",
+    "paper_condition_holds",
     "sample",
+    "scaled_lr",
 ]
