@@ -2,7 +2,9 @@
 
 from overparam_theory.errors import InputError
 
-CORPUS_HINT = "or train on your own text with --corpus PATH (a text file, enwik8, text8 or a 1B-Words folder)"
+CORPUS_HINT = (
+    "to train on your own text instead, pass --corpus PATH (a text file, enwik8, text8 or a 1B-Words folder)"
+)
 
 
 class DataUnavailableError(InputError):

@@ -29,7 +29,7 @@ def fetch(work: Path) -> tuple[str, str]:
     if bible is None:
         raise DataUnavailableError(
             "the 'kjv' corpus needs the bible program from Debian's bible-kjv package: "
-            f"run 'sudo apt-get install bible-kjv', {CORPUS_HINT}"
+            f"run 'sudo apt-get install bible-kjv'; {CORPUS_HINT}"
         )
     try:
         done = subprocess.run(
@@ -47,7 +47,7 @@ def fetch(work: Path) -> tuple[str, str]:
     if done.returncode != 0 or len(text) < MIN_CHARS:
         raise DataUnavailableError(
             f"cannot read the 'kjv' corpus: 'bible -l9999 {PASSAGE}' gave {len(text)} characters "
-            f"(exit status {done.returncode}); reinstall with 'sudo apt-get install --reinstall bible-kjv', "
+            f"(exit status {done.returncode}); reinstall with 'sudo apt-get install --reinstall bible-kjv'; "
             + CORPUS_HINT
         )
     return text, ORIGIN

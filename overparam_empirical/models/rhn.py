@@ -197,6 +197,8 @@ class RHNLanguageModel(nn.Module):
     def forward(self, tokens: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if tokens.dim() != 2:
             raise InputError(f"tokens must have shape [batch, time], got {tuple(tokens.shape)}")
+        if tokens.shape[1] < 1:
+            raise InputError("tokens must have at least one time step")
         if state is None:
             state = self.initial_state(tokens.shape[0])
         elif state.shape != (tokens.shape[0], self.width):
