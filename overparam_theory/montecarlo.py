@@ -19,7 +19,8 @@ Measured per trial (fixed second layer; distances in the Frobenius norm of the w
 
 * ``initial_distance``  ``dist(W_0, S)`` to the minimiser set ``S = {W : Σ_xx Wᵀ1 = Σ_xy}``, equal to
   ``‖P(u − u*)‖/√K`` (``P`` projects on the range of ``Σ_xx``, ``u*`` any least-squares solution);
-* ``halting_time``      first ``t`` with ``dist(W_t, S) ≤ eps · dist(W_0, S)`` (relative ``eps``);
+* ``halting_time``      first ``t`` with ``dist(W_t, S) ≤ eps · dist(W_0, S)`` (relative ``eps``, with the
+  rounding slack :data:`HALTING_TOLERANCE` shared with :mod:`overparam_theory.lnn`);
 * ``distance``          ``D0 = ‖W_0 − W_final‖``, ``W_final`` the last iterate, reached when
   ``dist(W_t, S) ≤ final_tol · dist(W_0, S)`` (or at rounding level);
 * ``first_step``        ``‖Δ_0‖ = η ‖∇F(W_0)‖``;
@@ -27,7 +28,7 @@ Measured per trial (fixed second layer; distances in the Frobenius norm of the w
   ``t = 0..T−1`` (``T`` the halting time; the steps run when it never halted);
 * ``mean_as``           mean over ``t = 1..T−1`` of
   ``A_s(t) = arccos⟨W_t − W_0, ∇F_t⟩/(‖W_t − W_0‖‖∇F_t‖)`` (undefined at ``t = 0``);
-* ``mean_ae``           mean over ``t = 0..T−1`` of
+* ``mean_ae``           mean over ``t = 1..T−1`` (as for every angle, the convention of :mod:`lnn`) of
   ``A_e(t) = arccos⟨W_t − W_f, ∇F_t⟩/(‖W_t − W_f‖‖∇F_t‖)``, against the final iterate ``W_f``;
 * ``mean_ae_printed``   the same with the paper's printed denominator ``‖W_f − W_0‖‖∇F_t‖`` (Section 4.3;
   not a cosine in general, so clipped to ``[−1, 1]`` before ``arccos``).
@@ -87,6 +88,11 @@ __all__ = [
 
 CONVERGED, NOT_CONVERGED, DIVERGED = 0, 1, 2
 STATUS_NAMES = ("converged", "not converged within cap", "diverged")
+
+#: Relative slack in log space of the halting test, ``dist_t/dist_0 <= eps**(1 - HALTING_TOLERANCE)``, the
+#: same as :data:`overparam_theory.lnn.HALTING_TOLERANCE`: an exact-integer ratio such as ``rho = 0.1,
+#: eps = 1e-3`` then halts at T = 3 in both, not one step later because of rounding.
+HALTING_TOLERANCE = 1e-12
 
 # A progress measure this many float64 epsilons times the size of the weights is rounding noise.
 _ROUNDING_FLOOR = 64.0 * np.finfo(np.float64).eps
@@ -284,6 +290,7 @@ class _Settings:
     train_second_layer: bool
     eps: float
     final_tol: float
+    halt_threshold: float
     max_steps: int
     fixed_steps: int | None
     divergence_factor: float
@@ -364,7 +371,7 @@ def _simulate_chunk(W0: np.ndarray, a0: np.ndarray | None, moments: LossMoments,
         keep_rows = idx < curves.shape[0]
         if keep_rows.any():
             curves[idx[keep_rows], t] = ratio[keep_rows]
-        halted_now = np.isnan(out["halting_time"][idx]) & (ratio <= s.eps)
+        halted_now = np.isnan(out["halting_time"][idx]) & (ratio <= s.halt_threshold)
         out["halting_time"][idx[halted_now]] = t
         diverged = ~np.isfinite(ratio) | ~np.isfinite(p) | (ratio > s.divergence_factor)
         converged = ((ratio <= s.final_tol) | (p <= floor[idx])) & ~diverged
@@ -430,9 +437,10 @@ def _simulate_chunk(W0: np.ndarray, a0: np.ndarray | None, moments: LossMoments,
             sums["path"][idx] += step
             if t == 0:
                 first_step[idx] = step
-            _accumulate_angle(sums["as"], counts["as"], idx, inner0, norm0 * grad_norm)
-            _accumulate_angle(sums["ae"], counts["ae"], idx, inner_f, norm_f * grad_norm)
-            _accumulate_angle(sums["aep"], counts["aep"], idx, inner_f, reach[idx] * grad_norm)
+            if t >= 1:  # A_s is undefined at t = 0; every angle is averaged over t = 1..T-1
+                _accumulate_angle(sums["as"], counts["as"], idx, inner0, norm0 * grad_norm)
+                _accumulate_angle(sums["ae"], counts["ae"], idx, inner_f, norm_f * grad_norm)
+                _accumulate_angle(sums["aep"], counts["aep"], idx, inner_f, reach[idx] * grad_norm)
             t += 1
             alive = window[idx] > t
             if not alive.all():
@@ -527,6 +535,7 @@ def _settings(
         train_second_layer=bool(train_second_layer),
         eps=eps,
         final_tol=final_tol,
+        halt_threshold=eps ** (1.0 - HALTING_TOLERANCE),
         max_steps=max_steps,
         fixed_steps=fixed_steps,
         divergence_factor=divergence_factor,
@@ -805,7 +814,7 @@ def reference_trial(
             loss, grad_W, grad_a = loss_and_grads(W, a)
             p = progress_exact(W, a)
             ratio = p / p0 if p0 > 0 else (math.inf if p > 0 else 0.0)
-            if math.isnan(halting) and ratio <= s.eps:
+            if math.isnan(halting) and ratio <= s.halt_threshold:
                 halting = float(t)
             diverged = not (math.isfinite(ratio) and math.isfinite(p)) or ratio > s.divergence_factor
             converged = (ratio <= s.final_tol or p <= floor) and not diverged
@@ -850,7 +859,7 @@ def reference_trial(
                 diff = flat_now - other
                 norm = float(np.linalg.norm(diff)) if denominator_norm is None else denominator_norm
                 denominator = norm * grad_norm
-                if denominator > 0 and math.isfinite(denominator):
+                if t >= 1 and denominator > 0 and math.isfinite(denominator):
                     cosine = min(1.0, max(-1.0, float(diff @ flat_grad) / denominator))
                     angle_sums[key].append(math.acos(cosine))
             W = W - s.lr * grad_W
