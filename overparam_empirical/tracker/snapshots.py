@@ -99,8 +99,8 @@ class SnapshotStore:
         self._spill_file.write(chunk[:count].view(torch.uint8).numpy())
         self._n_spilled += count
 
-    def append(self, pair: torch.Tensor) -> None:
-        """Store ``pair`` = stack(W_t, g_t) (any float dtype, on the model's device), cast to ``dtype``."""
+    def append(self, weights: torch.Tensor, grad: torch.Tensor) -> None:
+        """Store (W_t, g_t) (flat, any float dtype, on the model's device), cast to ``dtype``."""
         if self._closed:
             raise RuntimeError("snapshot store is closed")
         if self._current is None:
@@ -112,7 +112,9 @@ class SnapshotStore:
             else:
                 self._spill(self._current, self._fill)
             self._fill = 0
-        self._current[self._fill].copy_(pair, non_blocking=self._pin)
+        slot = self._current[self._fill]
+        slot[0].copy_(weights, non_blocking=self._pin)
+        slot[1].copy_(grad, non_blocking=self._pin)
         self._fill += 1
 
     def iterate(self, max_snapshots: int) -> Iterator[tuple[int, torch.Tensor]]:

@@ -16,11 +16,13 @@ W_t, As(t) = ∠(g_t, W_t − W_0) and (method permitting) Ae(t) = ∠(g_t, W_t 
 therefore describes the point W_t and the update taken from it; the end point W_T (T = number of calls)
 appears in the summary.
 
-Arithmetic. Tracked parameters are copied into one float64 buffer (laid out group after group, so a
-group is a contiguous slice); differences (Δ_t, W_t − W_0, W_t − W*) are formed explicitly in float64,
-which is exact for float32/float16/bfloat16 parameters, and all inner products of a group come from one
-small Gram matrix (a single matmul over the group's slice). The scalars of a tracked step stay on the
-device in a row buffer that is copied to the host once per 1024 tracked steps or when results are read.
+Arithmetic. Tracked parameters are copied (one ``torch._foreach_copy_``) into rows of one float64
+buffer laid out group after group, so a group is a contiguous slice; two rows alternate as W_t and
+W_{t+1}, so the weights are copied once per step. Differences (Δ_t, W_t − W_0, W_t − W*) are formed
+explicitly in float64 — exact for float32/float16/bfloat16 parameters, so no cancellation — and each
+inner product is one ``torch.dot`` over a group slice written into a preallocated float64 tensor. The
+scalars of a tracked step stay on the device in a row buffer copied to the host once per 1024 tracked
+steps or when results are read; untracked steps cost 2 + 2·groups small kernels and no host sync.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ DEFAULT_SNAPSHOT_MEMORY_BYTES = 2**30
 _ROW_BLOCK = 1024
 _FINALIZE_BLOCK_BYTES = 256 * 2**20
 
-# Rows of the float64 work buffer; the Gram matrix of rows 0..k-1 of a group slice gives every
-# inner product a step needs. Rows 1 and 2 are adjacent so (W_t, g_t) is one slice for snapshots.
-_STEP, _W, _GRAD, _FROM_INIT, _FROM_REF = range(5)
+# Rows of the float64 work buffer. _W_A and _W_B alternate as W_t and W_{t+1}.
+_DELTA, _W_A, _W_B, _GRAD, _FROM_INIT, _FROM_REF = range(6)
+# Columns of the per-step inner products, one row per group (+ all):
+# ‖Δ‖², ⟨W_t, Δ⟩, ‖g‖², ⟨g, W_t − W_0⟩, ‖W_t − W_0‖², ⟨g, W_t − W*⟩, ‖W_t − W*‖².
+_C_STEP_SQ, _C_W_STEP, _C_GRAD_SQ, _C_GRAD_INIT, _C_INIT_SQ, _C_GRAD_REF, _C_REF_SQ = range(7)
+_N_COLUMNS = 7
 
 StateLike = Mapping[str, torch.Tensor] | nn.Module
 
@@ -172,18 +177,17 @@ class TraversalTracker:
         self.report_groups: list[str] = [*self.group_names, ALL_GROUP]
         n_groups = len(self.group_names)
 
-        self._rows = 5 if ae_method == "reference" else 4
-        self._buf = torch.zeros((self._rows, self.n_params), dtype=torch.float64, device=self.device)
-        self._views = [self._row_views(row) for row in (_STEP, _W, _GRAD)]
-        self._gram_views_small = [self._buf[0:2, s:e] for s, e in self._segments]
-        self._gram_views_full = [self._buf[0 : self._rows, s:e] for s, e in self._segments]
-        self._gram_small = torch.zeros((n_groups + 1, 2, 2), dtype=torch.float64, device=self.device)
-        self._gram_full = torch.zeros(
-            (n_groups + 1, self._rows, self._rows), dtype=torch.float64, device=self.device
-        )
+        n_rows = 6 if ae_method == "reference" else 5
+        self._buf = torch.zeros((n_rows, self.n_params), dtype=torch.float64, device=self.device)
+        self._weight_views = {row: self._row_views(row) for row in (_W_A, _W_B)}
+        self._grad_views = self._row_views(_GRAD)
+        self._cur = _W_A  # the row holding W_t
+        self._values = torch.zeros((n_groups + 1, _N_COLUMNS), dtype=torch.float64, device=self.device)
+        self._every_dots = {cur: self._dot_plan(cur, tracked=False) for cur in (_W_A, _W_B)}
+        self._tracked_dots = self._dot_plan(_W_A, tracked=True)
         # acc[0] = Σ‖Δ_t‖², acc[1] = Σ⟨W_t, Δ_t⟩, acc[2] = Σ‖Δ_t‖ (path length), per group + all.
         self._acc = torch.zeros((3, n_groups + 1), dtype=torch.float64, device=self.device)
-        self._row_width = self._rows * self._rows + 1
+        self._row_width = _N_COLUMNS + 1
         self._row_block = torch.zeros(
             (_ROW_BLOCK, n_groups + 1, self._row_width), dtype=torch.float64, device=self.device
         )
@@ -192,8 +196,8 @@ class TraversalTracker:
         self._tracked_steps: list[int] = []
 
         with torch.no_grad():
-            torch._foreach_copy_(self._views[1], self._params)
-            self._w0 = self._buf[_W].clone()
+            torch._foreach_copy_(self._weight_views[_W_A], self._params)
+            self._w0 = self._buf[_W_A].clone()
             init_sq = self._group_dots(self._w0, self._w0)
             self._ref: torch.Tensor | None = None
             ref_to_init_sq = None
@@ -223,6 +227,25 @@ class TraversalTracker:
         return [
             self._buf[row, offset : offset + p.numel()].view(p.shape)
             for offset, p in zip(self._offsets, self._params, strict=True)
+        ]
+
+    def _dot_plan(self, cur: int, tracked: bool) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(a, b, out) triples: ``torch.dot(a, b, out=out)`` fills the step's inner products per group."""
+        if tracked:
+            pairs = [
+                (_GRAD, _GRAD, _C_GRAD_SQ),
+                (_GRAD, _FROM_INIT, _C_GRAD_INIT),
+                (_FROM_INIT, _FROM_INIT, _C_INIT_SQ),
+            ]
+            if self.ae_method == "reference":
+                pairs += [(_GRAD, _FROM_REF, _C_GRAD_REF), (_FROM_REF, _FROM_REF, _C_REF_SQ)]
+        else:
+            pairs = [(_DELTA, _DELTA, _C_STEP_SQ), (_DELTA, cur, _C_W_STEP)]
+        buf = self._buf
+        return [
+            (buf[row_a, s:e], buf[row_b, s:e], self._values[group, column])
+            for group, (s, e) in enumerate(self._segments)
+            for row_a, row_b, column in pairs
         ]
 
     def _group_dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -284,42 +307,42 @@ class TraversalTracker:
                     "tracker.step(): no tracked parameter has a gradient; call it after loss.backward() and "
                     "optimizer.step(), before optimizer.zero_grad()"
                 )
-        buf = self._buf
-        torch._foreach_copy_(self._views[0], self._params)
-        buf[_STEP].sub_(buf[_W])
+        buf, cur = self._buf, self._cur
+        nxt = _W_A + _W_B - cur
+        torch._foreach_copy_(self._weight_views[nxt], self._params)
+        torch.sub(buf[nxt], buf[cur], out=buf[_DELTA])
+        for a, b, out in self._every_dots[cur]:
+            torch.dot(a, b, out=out)
         if tracked:
             self._copy_grads(grads)
-            torch.sub(buf[_W], self._w0, out=buf[_FROM_INIT])
+            torch.sub(buf[cur], self._w0, out=buf[_FROM_INIT])
             if self._ref is not None:
-                torch.sub(buf[_W], self._ref, out=buf[_FROM_REF])
-            gram, views = self._gram_full, self._gram_views_full
-        else:
-            gram, views = self._gram_small, self._gram_views_small
-        n_groups = len(views)
-        for index, view in enumerate(views):
-            torch.mm(view, view.T, out=gram[index])
-        torch.sum(gram[:n_groups], dim=0, out=gram[n_groups])
-        if first_check and float(gram[n_groups, 0, 0]) == 0.0:
+                torch.sub(buf[cur], self._ref, out=buf[_FROM_REF])
+            for a, b, out in self._tracked_dots:
+                torch.dot(a, b, out=out)
+        values, n_groups = self._values, len(self._segments)
+        torch.sum(values[:n_groups], dim=0, out=values[n_groups])
+        if first_check and float(values[n_groups, _C_STEP_SQ]) == 0.0:
             raise InputError(
                 "tracker.step(): the weights have not changed since the tracker was built; call it right "
                 "after optimizer.step() (pass check_first_step=False if the first update is a no-op)"
             )
-        step_sq = gram[:, 0, 0]
+        step_sq = values[:, _C_STEP_SQ]
         if tracked:
-            self._store_row(gram)
+            self._store_row(values)
             self._tracked_steps.append(t)
             if self._snapshots is not None:
-                self._snapshots.append(buf[_W : _GRAD + 1])
+                self._snapshots.append(buf[cur], buf[_GRAD])
         self._acc[0].add_(step_sq)
-        self._acc[1].add_(gram[:, 0, 1])
+        self._acc[1].add_(values[:, _C_W_STEP])
         self._acc[2].add_(step_sq.clamp(min=0).sqrt())
-        torch._foreach_copy_(self._views[1], self._params)
+        self._cur = nxt
         self._t = t + 1
         self._records_cache = None
 
     def _copy_grads(self, grads: list[torch.Tensor | None]) -> None:
         targets, sources = [], []
-        for view, grad in zip(self._views[2], grads, strict=True):
+        for view, grad in zip(self._grad_views, grads, strict=True):
             if grad is None:
                 view.zero_()  # a parameter the loss did not touch this step: zero gradient
             else:
@@ -327,12 +350,12 @@ class TraversalTracker:
                 sources.append(grad.to_dense() if grad.is_sparse else grad)
         torch._foreach_copy_(targets, sources)
 
-    def _store_row(self, gram: torch.Tensor) -> None:
+    def _store_row(self, values: torch.Tensor) -> None:
         if self._row_fill == _ROW_BLOCK:
             self._flush_rows()
         row = self._row_block[self._row_fill]
-        row[:, : self._row_width - 1].copy_(gram.reshape(gram.shape[0], -1))
-        row[:, self._row_width - 1].copy_(self._acc[2])  # path length up to W_t (before adding ‖Δ_t‖)
+        row[:, :_N_COLUMNS].copy_(values)
+        row[:, _N_COLUMNS].copy_(self._acc[2])  # path length up to W_t (before adding ‖Δ_t‖)
         self._row_fill += 1
 
     def _flush_rows(self) -> None:
@@ -353,9 +376,9 @@ class TraversalTracker:
         if math.isfinite(value) and (self._best is None or value < self._best[1]):
             self._best = (self._t, value)
             if self._best_w is None:
-                self._best_w = self._buf[_W].clone()
+                self._best_w = self._buf[self._cur].clone()
             else:
-                self._best_w.copy_(self._buf[_W])
+                self._best_w.copy_(self._buf[self._cur])
 
     # ------------------------------------------------------------------ end of run
     def _resolve_w_star(self, w_star: StateLike | str | None) -> tuple[torch.Tensor, str]:
@@ -366,7 +389,7 @@ class TraversalTracker:
                 )
             return self._ref, "reference"
         if w_star is None or (isinstance(w_star, str) and w_star == "final"):
-            return self._buf[_W].clone(), "final"
+            return self._buf[self._cur].clone(), "final"
         if isinstance(w_star, str):
             if w_star != "best":
                 raise InputError(
@@ -393,13 +416,13 @@ class TraversalTracker:
         star, label = self._resolve_w_star(w_star)
         self._flush_rows()
         buf = self._buf
-        final, init = buf[_W], self._w0
-        torch.sub(final, star, out=buf[_STEP])
+        final, init = buf[self._cur], self._w0
+        torch.sub(final, star, out=buf[_DELTA])
         torch.sub(init, star, out=buf[_FROM_INIT])
         torch.sub(final, init, out=buf[_GRAD])
         sums = torch.stack(
             [
-                self._group_dots(buf[_STEP], buf[_STEP]),  # ‖W_T − W*‖²
+                self._group_dots(buf[_DELTA], buf[_DELTA]),  # ‖W_T − W*‖²
                 self._group_dots(buf[_FROM_INIT], buf[_FROM_INIT]),  # ‖W_0 − W*‖²
                 self._group_dots(star, buf[_GRAD]),  # ⟨W*, W_T − W_0⟩
                 self._group_dots(buf[_GRAD], buf[_GRAD]),  # ‖W_T − W_0‖²
@@ -428,7 +451,8 @@ class TraversalTracker:
         }
         # Training is over: drop the device buffers (the snapshot store is already closed).
         self._buf = self._w0 = self._ref = self._best_w = None
-        self._views = self._gram_views_small = self._gram_views_full = []
+        self._weight_views, self._grad_views = {}, []
+        self._every_dots, self._tracked_dots = {}, []
         self._records_cache = None
         return self.summary()
 
@@ -493,10 +517,7 @@ class TraversalTracker:
     def _step_metrics(self) -> dict[str, np.ndarray]:
         """Per tracked step × report group arrays of every record field (NaN = undefined)."""
         rows = self._host_rows_array()
-        k = self._rows
-        gram = rows[..., : k * k].reshape(rows.shape[0], rows.shape[1], k, k)
-        step_sq, grad_sq = gram[..., _STEP, _STEP], gram[..., _GRAD, _GRAD]
-        init_sq = gram[..., _FROM_INIT, _FROM_INIT]
+        step_sq, grad_sq, init_sq = rows[..., _C_STEP_SQ], rows[..., _C_GRAD_SQ], rows[..., _C_INIT_SQ]
         with np.errstate(divide="ignore", invalid="ignore"):
             w0_norm = safe_sqrt(self._init_sq)
             relative = np.where(w0_norm > 0, safe_sqrt(init_sq) / np.where(w0_norm > 0, w0_norm, 1), np.nan)
@@ -505,13 +526,13 @@ class TraversalTracker:
             "relative_distance": relative,
             "step_size": safe_sqrt(step_sq),
             "grad_norm": safe_sqrt(grad_sq),
-            "path_length": rows[..., k * k],
-            "as_angle": angle(gram[..., _GRAD, _FROM_INIT], grad_sq, init_sq),
+            "path_length": rows[..., _N_COLUMNS],
+            "as_angle": angle(rows[..., _C_GRAD_INIT], grad_sq, init_sq),
         }
         nan = np.full(step_sq.shape, np.nan)
         star_dot = star_sq = star_to_init_sq = None
         if self.ae_method == "reference":
-            star_dot, star_sq = gram[..., _GRAD, _FROM_REF], gram[..., _FROM_REF, _FROM_REF]
+            star_dot, star_sq = rows[..., _C_GRAD_REF], rows[..., _C_REF_SQ]
             star_to_init_sq = self._ref_to_init_sq
         elif self._final is not None and self._final["ae_dot"] is not None:
             star_dot, star_sq = self._final["ae_dot"], self._final["ae_sq"]
@@ -550,7 +571,7 @@ class TraversalTracker:
             final_from_init_sq, sum_step_sq = f["final_from_init_sq"], f["sum_step_sq"]
             sum_w_dot_step, path_length = f["sum_w_dot_step"], f["path_length"]
         else:
-            displacement = self._buf[_W] - self._w0
+            displacement = self._buf[self._cur] - self._w0
             host = torch.cat([self._group_dots(displacement, displacement)[None], self._acc]).cpu().numpy()
             final_from_init_sq, sum_step_sq, sum_w_dot_step, path_length = host
         metrics = self._step_metrics()

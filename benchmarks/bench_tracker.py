@@ -1,0 +1,179 @@
+"""Overhead of the traversal tracker: training-step time with and without it, side by side in one run.
+
+For an LSTM and an RHN character model at two widths, one model trains on real text (Shakespeare,
+the default corpus) with SGD + gradient clipping, B = 32, T = 150 by default, one thread. Steps are
+timed one by one in blocks that rotate between three sides, so that slow drift (thermal, other
+processes) hits all sides alike:
+
+* ``off``        — forward, backward, clip, ``optimizer.step()``;
+* ``snapshots``  — the same plus ``tracker.step()``, tracker built with schedule ``every:1``, all groups,
+                   As online and Ae by snapshots (the default method; the Ae arithmetic itself happens
+                   once in ``finalize()``, timed separately and reported per tracked step);
+* ``reference``  — the same with ``ae_method="reference"``: both angles computed online every step.
+
+A fresh tracker is built (untimed) for every tracked block and finalized after it. Reported: the median
+step time per side and the ratios median(side) / median(off). The last line is
+``RESULT tracker_overhead_max=<largest median ratio over models and both tracked sides>``.
+
+Usage: ``python benchmarks/bench_tracker.py [--seq-len 150] [--seconds 45] [--configs lstm:128,...]``.
+Run it on a quiet machine: other processes on the same cores inflate both sides and add noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+from overparam_empirical.data import CharDataset, epoch_batches, load_text
+from overparam_empirical.models.rhn import RHNLanguageModel
+from overparam_empirical.tracker import TraversalTracker
+
+SIDES = ("off", "snapshots", "reference")
+
+
+class LSTMCharModel(nn.Module):
+    """nn.Embedding + nn.LSTM + nn.Linear, same forward signature as RHNLanguageModel."""
+
+    def __init__(self, vocab_size: int, width: int, embedding_size: int | None = None) -> None:
+        super().__init__()
+        embedding_size = embedding_size or width
+        self.embedding = nn.Embedding(vocab_size, embedding_size)
+        self.lstm = nn.LSTM(embedding_size, width, batch_first=True)
+        self.softmax = nn.Linear(width, vocab_size)
+
+    def forward(self, tokens, state=None):
+        outputs, state = self.lstm(self.embedding(tokens), state)
+        return self.softmax(outputs), state
+
+
+def build_model(kind: str, vocab_size: int, width: int) -> nn.Module:
+    if kind == "lstm":
+        return LSTMCharModel(vocab_size, width)
+    if kind == "rhn":
+        return RHNLanguageModel(vocab_size, width, depth=10)
+    raise SystemExit(f"unknown model kind {kind!r} (lstm, rhn)")
+
+
+def detach(state):
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+class Trainer:
+    """One model, one optimizer, one endless stream of real-text windows shared by all sides."""
+
+    def __init__(self, kind: str, width: int, dataset: CharDataset, batch: int, seq_len: int) -> None:
+        torch.manual_seed(0)
+        self.model = build_model(kind, dataset.vocab_size, width)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1.0)
+        self.batches = epoch_batches(dataset.train, batch, seq_len)
+        self.vocab_size = dataset.vocab_size
+        self.state = None
+
+    def step(self, tracker: TraversalTracker | None) -> float:
+        batch = next(self.batches)
+        x, y = torch.from_numpy(batch.x), torch.from_numpy(batch.y)
+        if batch.starts_epoch:
+            self.state = None
+        start = time.perf_counter()
+        logits, state = self.model(x, self.state)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size), y.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        if tracker is not None:
+            tracker.step()
+        elapsed = time.perf_counter() - start
+        self.state = detach(state)
+        return elapsed
+
+
+def make_tracker(side: str, model: nn.Module) -> TraversalTracker | None:
+    if side == "off":
+        return None
+    if side == "snapshots":
+        return TraversalTracker(model, schedule="every:1", ae_method="snapshots")
+    reference = {name: p.detach().clone() for name, p in model.named_parameters()}
+    return TraversalTracker(model, schedule="every:1", ae_method="reference", reference=reference)
+
+
+def measure(kind: str, width: int, dataset: CharDataset, args) -> dict:
+    trainer = Trainer(kind, width, dataset, args.batch, args.seq_len)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    warm = [trainer.step(None) for _ in range(2)]
+    step_guess = statistics.median(warm)
+    block = max(2, min(8, round(args.seconds / (3 * 4 * step_guess))))
+    rounds = max(3, min(12, round(args.seconds / (3 * block * step_guess))))
+    times: dict[str, list[float]] = {side: [] for side in SIDES}
+    finalize_per_step: list[float] = []
+    for r in range(rounds):
+        order = SIDES[r % 3 :] + SIDES[: r % 3]  # rotate the side order to cancel drift
+        for side in order:
+            tracker = make_tracker(side, trainer.model)
+            for _ in range(block):
+                times[side].append(trainer.step(tracker))
+            if tracker is not None:
+                start = time.perf_counter()
+                tracker.finalize()
+                if side == "snapshots":
+                    finalize_per_step.append((time.perf_counter() - start) / block)
+    medians = {side: statistics.median(values) for side, values in times.items()}
+    return {
+        "model": f"{kind} H={width}",
+        "key": f"{kind}_h{width}",
+        "params": n_params,
+        "steps": {side: len(values) for side, values in times.items()},
+        "medians": medians,
+        "ratios": {side: medians[side] / medians["off"] for side in SIDES[1:]},
+        "finalize_per_step": statistics.median(finalize_per_step),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="lstm:128,lstm:512,rhn:128,rhn:512", help="kind:width list")
+    parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
+    parser.add_argument("--seq-len", type=int, default=150, help="BPTT window T in characters (default 150)")
+    parser.add_argument("--seconds", type=float, default=45.0, help="target seconds of timed steps per model")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    source = load_text("shakespeare", max_chars=2_000_000)
+    dataset = CharDataset.build(source, fraction=1.0, seed=0)
+    print(
+        f"tracker overhead | {source.name}, V={dataset.vocab_size}, B={args.batch}, T={args.seq_len}, "
+        f"SGD + clip, {args.threads} thread(s), torch {torch.__version__}"
+    )
+    header = f"{'model':<12} {'params':>10} {'steps/side':>10} {'off ms':>9} {'snap ms':>9} {'ratio':>7}"
+    header += f" {'ref ms':>9} {'ratio':>7} {'finalize ms/step':>17}"
+    print(header)
+    results = []
+    for spec in args.configs.split(","):
+        kind, width = spec.split(":")
+        result = measure(kind, int(width), dataset, args)
+        results.append(result)
+        m, ratio, finalize_ms = result["medians"], result["ratios"], 1e3 * result["finalize_per_step"]
+        print(
+            f"{result['model']:<12} {result['params']:>10,} {result['steps']['off']:>10} "
+            f"{1e3 * m['off']:>9.2f} {1e3 * m['snapshots']:>9.2f} {ratio['snapshots']:>7.4f} "
+            f"{1e3 * m['reference']:>9.2f} {ratio['reference']:>7.4f} {finalize_ms:>17.3f}",
+            flush=True,
+        )
+    for result in results:
+        for side, value in result["ratios"].items():
+            print(f"RESULT tracker_overhead_{result['key']}_{side}={value:.4f}")
+    worst = max(value for result in results for value in result["ratios"].values())
+    print(f"RESULT tracker_overhead_max={worst:.4f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
