@@ -380,7 +380,95 @@ class TraversalTracker:
             else:
                 self._best_w.copy_(self._buf[self._cur])
 
-    # ------------------------------------------------------------------ end of run
+    # ------------------------------------------------------------------ checkpoints
+    @torch.no_grad()
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume tracking in a new process (CPU tensors and plain Python values).
+
+        Weight vectors are stored in the parameters' dtype (lossless: they are parameter values); the
+        reference and the sums in float64. With ``ae_method="snapshots"`` the stored snapshots are
+        included, so prefer a ``log:N`` schedule when checkpointing long runs.
+        """
+        if self._final is not None:
+            raise InputError("state_dict() after finalize(): the run is over, use to_dict() for the results")
+        self._flush_rows()
+        rows = self._host_rows_array()
+
+        def host(vector: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+            return None if vector is None else vector.to("cpu", dtype, copy=True)
+
+        snapshots = None
+        if self._snapshots is not None:
+            blocks = [block.clone() for _, block in self._snapshots.iterate(len(self._snapshots) or 1)]
+            snapshots = (
+                torch.cat(blocks) if blocks else torch.empty((0, 2, self.n_params), dtype=self.snapshot_dtype)
+            )
+        return {
+            "version": SCHEMA_VERSION,
+            "names": list(self._names),
+            "groups": {group: list(names) for group, names in self.assignment.tracked.items()},
+            "ae_method": self.ae_method,
+            "schedule": str(self._schedule_spec),
+            "steps": self._t,
+            "weights": host(self._buf[self._cur], self.snapshot_dtype),
+            "initial": host(self._w0, self.snapshot_dtype),
+            "reference": host(self._ref, torch.float64),
+            "best_weights": host(self._best_w, self.snapshot_dtype),
+            "best": None if self._best is None else [self._best[0], self._best[1]],
+            "validation": [[step, loss] for step, loss in self._validation],
+            "sums": self._acc.to("cpu", copy=True),
+            "rows": torch.from_numpy(rows.copy()),
+            "tracked_steps": list(self._tracked_steps),
+            "snapshots": snapshots,
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict` of a tracker built the same way (same model, groups, method).
+
+        Call it on a fresh tracker, before its first :meth:`step`; the model must already hold the
+        checkpointed weights (W_t of the saved state), as after ``model.load_state_dict``.
+        """
+        if self._t != 0 or self._final is not None:
+            raise InputError("load_state_dict() must be called on a fresh tracker, before any step()")
+        if not isinstance(state, Mapping) or state.get("version") != SCHEMA_VERSION:
+            raise InputError("not a traversal tracker state (or one from an incompatible version)")
+        expected = {
+            "names": list(self._names),
+            "groups": {group: list(names) for group, names in self.assignment.tracked.items()},
+            "ae_method": self.ae_method,
+            "schedule": str(self._schedule_spec),
+        }
+        for key, value in expected.items():
+            if state.get(key) != value:
+                raise InputError(f"tracker state does not match this tracker: different {key}")
+        rows = state["rows"].numpy()
+        if rows.ndim != 3 or rows.shape[1:] != (len(self.report_groups), self._row_width):
+            raise InputError("tracker state does not match this tracker: row layout differs")
+        self._cur = _W_A
+        self._buf[_W_A].copy_(state["weights"])
+        self._w0.copy_(state["initial"])
+        if self._ref is not None:
+            self._ref.copy_(state["reference"])
+            ref_to_init = self._ref - self._w0
+            self._ref_to_init_sq = self._group_dots(ref_to_init, ref_to_init).cpu().numpy()
+        self._init_sq = self._group_dots(self._w0, self._w0).cpu().numpy()
+        self._best_w = (
+            None if state["best_weights"] is None else state["best_weights"].to(self.device, torch.float64)
+        )
+        self._best = None if state["best"] is None else (int(state["best"][0]), float(state["best"][1]))
+        self._validation = [(int(step), float(loss)) for step, loss in state["validation"]]
+        self._acc.copy_(state["sums"])
+        self._host_rows = [rows.copy()] if len(rows) else []
+        self._row_fill = 0
+        self._tracked_steps = [int(t) for t in state["tracked_steps"]]
+        if self._snapshots is not None:
+            for pair in state["snapshots"]:
+                self._snapshots.append(pair[0], pair[1])
+        self._t = int(state["steps"])
+        self._check_first_step = False  # the first call of this process continues a run
+        self._records_cache = None
+
     def _resolve_w_star(self, w_star: StateLike | str | None) -> tuple[torch.Tensor, str]:
         if self.ae_method == "reference":
             if w_star is not None and w_star != "reference":

@@ -305,3 +305,64 @@ def test_summary_before_and_after_finalize_agree_on_path():
     for group in before:
         for key in ("path_length", "final_distance", "sum_step_sq", "mean_as", "n_params"):
             assert after[group][key] == before[group][key]
+
+
+# ---------------------------------------------------------------------------------------- checkpoints
+def _resumable_run(split: int | None, ae_method: str, steps: int = 7):
+    """Train an RHN-like model; with ``split``, checkpoint after that many steps and resume afresh."""
+    import io
+
+    torch.manual_seed(0)
+    model = RHNLike()
+    reference = {k: v + 0.01 for k, v in model.state_dict().items()}
+    kwargs = {"schedule": "every:2", "ae_method": ae_method}
+    if ae_method == "reference":
+        kwargs["reference"] = reference
+    tracker = TraversalTracker(model, **kwargs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for t in range(steps):
+        if t == split:
+            saved = io.BytesIO()
+            torch.save(
+                {"model": model.state_dict(), "opt": optimizer.state_dict(), "tracker": tracker.state_dict()},
+                saved,
+            )
+            saved.seek(0)
+            checkpoint = torch.load(saved, weights_only=True)
+            torch.manual_seed(123)
+            model = RHNLike()  # a new process: fresh model, optimizer and tracker
+            tracker = TraversalTracker(model, **kwargs)
+            model.load_state_dict(checkpoint["model"])
+            optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+            optimizer.load_state_dict(checkpoint["opt"])
+            tracker.load_state_dict(checkpoint["tracker"])
+        one_update(model, "rhn", optimizer, seed=t)
+        tracker.step()
+        tracker.report_validation(float((t - 3) ** 2))
+    tracker.finalize(w_star=None if ae_method == "reference" else "best")
+    return tracker
+
+
+@pytest.mark.parametrize("ae_method", ["snapshots", "reference"])
+def test_checkpoint_and_resume_gives_identical_results(ae_method):
+    straight = _resumable_run(None, ae_method)
+    resumed = _resumable_run(3, ae_method)
+    assert resumed.records() == straight.records()
+    assert resumed.summary() == straight.summary()
+    assert resumed.config() == straight.config()
+
+
+def test_resume_into_a_different_tracker_is_refused():
+    model = MLP()
+    tracker = TraversalTracker(model)
+    one_update(model, "mlp")
+    tracker.step()
+    state = tracker.state_dict()
+    with pytest.raises(InputError, match="different ae_method"):
+        TraversalTracker(model, ae_method="none").load_state_dict(state)
+    with pytest.raises(InputError, match="different groups"):
+        TraversalTracker(model, groups={"softmax": ["second.*"]}).load_state_dict(state)
+    with pytest.raises(InputError, match="fresh tracker"):
+        tracker.load_state_dict(state)
+    with pytest.raises(InputError, match="not a traversal tracker state"):
+        TraversalTracker(model).load_state_dict({"version": 99})
