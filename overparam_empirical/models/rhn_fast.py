@@ -3,21 +3,25 @@
 Computes exactly the function of :meth:`RecurrentHighwayLayer.forward_naive` (see ``rhn.py`` for the
 equations) with the same parameters; only the bookkeeping differs. Why it is faster on a CPU:
 
-* the per-step cost at small widths is dominated by per-operation overhead, not arithmetic. The naive
-  cell records ~10 autograd nodes per micro-layer and step (1500 steps per window at L=10, T=150); here
-  the forward runs ~5 preallocated, in-place operations per micro-step and records nothing;
+* at small widths a step costs per-operation overhead more than arithmetic. The naive cell records ~10
+  autograd nodes per micro-layer and time step (1500 micro-steps per window at L=10, T=150); here the
+  forward runs 4 in-place operations per micro-step into preallocated buffers
+  (``addmm``, ``tanh_``, ``sigmoid_``, ``lerp``) and records nothing;
 * the input projections ``W_H x, W_T x`` for all time steps are one matmul outside the loop (done by the
-  caller), the first micro-layer's bias is added to them once;
-* the backward loop only propagates ``dL/ds`` through time (one ``addmm`` per micro-step); the weight
-  gradients are formed afterwards as one batched matmul over all time steps,
+  caller) and the first micro-layer's bias is added to them once;
+* the backward loop only propagates ``dL/ds`` through time (7 operations per micro-step, one of them an
+  ``addmm``); the weight gradients are formed afterwards as one batched matmul over all time steps,
   ``dR_l = Σ_t dA_{l,t}ᵀ s_{l-1,t}``, and the bias gradients as one sum.
 
 Backward of one micro-step (``a = [a_H; a_T]`` pre-activations, ``h = tanh a_H``, ``g = sigmoid a_T``,
-``d = h − s``, ``s' = s + g ⊙ d``), given ``δ = dL/ds'``::
+``s' = s + g ⊙ (h − s)``), given ``δ = dL/ds'``::
 
     dL/da_H = δ ⊙ g ⊙ (1 − h²)
-    dL/da_T = δ ⊙ d ⊙ g ⊙ (1 − g)
+    dL/da_T = δ ⊙ (h − s) ⊙ g ⊙ (1 − g)
     dL/ds   = δ ⊙ (1 − g) + [dL/da_H, dL/da_T] · R      (R = [R_H; R_T], shape [2H, H])
+
+Memory: the buffers hold ``h, g`` and every micro-layer's input state, ``T·L·B·3H`` numbers, about what
+autograd keeps for the naive cell.
 """
 
 from __future__ import annotations
@@ -48,9 +52,9 @@ class _RHNSequence(torch.autograd.Function):
         steps, batch, twice_width = projected.shape
         width = twice_width // 2
         # Buffers, layer-major so that each micro-layer's history is one contiguous block:
-        # gates[l, t] = [h; g], diffs[l, t] = h − s_in, inputs[l-1, t] = input state of micro-layer l >= 1.
+        # gates[l, t] = [h; g] of micro-layer l at step t, inputs[l-1, t] = input state of micro-layer l >= 1
+        # (micro-layer 0 reads the previous step's output, kept in `outputs`).
         gates = projected.new_empty(depth, steps, batch, twice_width)
-        diffs = projected.new_empty(depth, steps, batch, width)
         inputs = projected.new_empty(depth - 1, steps, batch, width)
         outputs = projected.new_empty(steps, batch, width)
         with torch.no_grad():
@@ -63,38 +67,37 @@ class _RHNSequence(torch.autograd.Function):
                 _views(gates),
                 _views(gates[..., :width]),
                 _views(gates[..., width:]),
-                _views(diffs),
                 _views(inputs),
                 outputs.unbind(0),
             )
         ctx.depth = depth
-        ctx.save_for_backward(state, gates, diffs, inputs, outputs, *weights)
-        final = outputs[-1]
-        return outputs, final
+        ctx.save_for_backward(state, gates, inputs, outputs, *weights)
+        return outputs, outputs[-1]
 
     @staticmethod
     def backward(ctx, grad_outputs: Tensor, grad_final: Tensor):
         depth = ctx.depth
-        state, gates, diffs, inputs, outputs, *weights = ctx.saved_tensors
+        state, gates, inputs, outputs, *weights = ctx.saved_tensors
         steps, batch, width = outputs.shape
         grad_gates = torch.empty_like(gates)
         with torch.no_grad():
+            first_inputs = torch.cat([state.unsqueeze(0), outputs[:-1]])  # input state of micro-layer 0
+            layer_inputs = [first_inputs.unbind(0), *_views(inputs)]
             grad_state = _backward_loop(
                 grad_outputs.unbind(0),
                 grad_final,
                 weights,
                 _views(gates[..., :width]),
                 _views(gates[..., width:]),
-                _views(diffs),
+                layer_inputs,
                 _views(grad_gates),
                 _views(grad_gates[..., :width]),
                 _views(grad_gates[..., width:]),
             )
             rows = steps * batch
             flat_grads = grad_gates.view(depth, rows, 2 * width)
-            first_inputs = torch.cat([state.unsqueeze(0), outputs[:-1]]).view(1, rows, width)
-            layer_inputs = torch.cat([first_inputs, inputs.view(depth - 1, rows, width)])
-            grad_weights = torch.bmm(flat_grads.transpose(1, 2), layer_inputs).unbind(0)
+            all_inputs = torch.cat([first_inputs.unsqueeze(0), inputs]).view(depth, rows, width)
+            grad_weights = torch.bmm(flat_grads.transpose(1, 2), all_inputs).unbind(0)
             grad_biases = flat_grads.sum(1).unbind(0)
         return (grad_gates[0], grad_state, None, *grad_weights, *grad_biases)
 
@@ -104,7 +107,7 @@ def _views(buffer: Tensor) -> list[tuple[Tensor, ...]]:
     return [layer.unbind(0) for layer in buffer.unbind(0)]
 
 
-def _forward_loop(first, state, weights_t, biases, gates, cand, gate, diffs, inputs, outputs) -> None:
+def _forward_loop(first, state, weights_t, biases, gates, cand, gate, inputs, outputs) -> None:
     depth = len(weights_t)
     for t, first_t in enumerate(first):
         for layer in range(depth):
@@ -115,23 +118,23 @@ def _forward_loop(first, state, weights_t, biases, gates, cand, gate, diffs, inp
                 torch.addmm(biases[layer], state, weights_t[layer], out=pre)
             h = cand[layer][t].tanh_()
             g = gate[layer][t].sigmoid_()
-            d = torch.sub(h, state, out=diffs[layer][t])
             target = outputs[t] if layer == depth - 1 else inputs[layer][t]
-            state = torch.addcmul(state, g, d, out=target)
+            state = torch.lerp(state, h, g, out=target)  # s + g(h − s) = h·t + s·(1 − t)
 
 
-def _backward_loop(grad_outputs, grad_final, weights, cand, gate, diffs, grads, grad_cand, grad_gate):
+def _backward_loop(grad_outputs, grad_final, weights, cand, gate, layer_inputs, grads, grad_cand, grad_gate):
     depth = len(weights)
     delta = grad_final
     for t in range(len(grad_outputs) - 1, -1, -1):
         delta = delta + grad_outputs[t]
         for layer in range(depth - 1, -1, -1):
-            h, g = cand[layer][t], gate[layer][t]
+            h, g, s = cand[layer][t], gate[layer][t], layer_inputs[layer][t]
             delta_g = delta * g
+            delta_gh = delta_g * h
             # dL/da_H = δg(1 − h²) = δg − (δg·h)·h
-            torch.addcmul(delta_g, delta_g * h, h, value=-1.0, out=grad_cand[layer][t])
-            # dL/da_T = δg·d·(1 − g) = v − v·g with v = δg·d
-            v = delta_g * diffs[layer][t]
+            torch.addcmul(delta_g, delta_gh, h, value=-1.0, out=grad_cand[layer][t])
+            # dL/da_T = δg(h − s)(1 − g) = v − v·g with v = δg·h − δg·s
+            v = torch.addcmul(delta_gh, delta_g, s, value=-1.0)
             torch.addcmul(v, v, g, value=-1.0, out=grad_gate[layer][t])
             delta = torch.addmm(delta - delta_g, grads[layer][t], weights[layer])
     return delta
