@@ -20,11 +20,12 @@ Exact results per init law (N = K d weights, r = rank Sigma_xx):
   there ``E[D0] > ||c'||`` always (strict Jensen), so the paper's formula never holds.
 * cube(R): scalar input: ``s0 = R (2 S - K)`` with ``S`` Irwin-Hall; ``E|C - s0| = |C| + 4 R E[(b' - S)_+]``,
   ``b' = (K - |C|/R)/2``, ``E[(b' - S)_+] = sum_{j <= b'} (-1)**j binom(K, j) (b' - j)**(K+1) / (K+1)!``,
-  an alternating sum that cancels catastrophically in floats for K >~ 20, evaluated with mpmath at
-  ``30 + K/2`` digits. Vector input with full-rank ``Sigma_xx``: ``||z|| = (1/(2 sqrt(pi))) int_0^inf
-  (1 - exp(-t ||z||**2)) t**(-3/2) dt`` with ``E exp(-t ||z||**2) = prod_j E exp(-t z_j**2)`` (independent
-  coordinates ``v0_j``), each factor a 1-D integral against the Irwin-Hall density (a cardinal B-spline,
-  evaluated by its stable recurrence). Rank-deficient vector input: no closed form known to us; a seeded
+  an alternating sum that cancels catastrophically in floats (measured relative error 4e-9 at K = 60,
+  5 % at K = 100, garbage at 150), evaluated with mpmath at ``30 + K/2`` digits. Vector input with
+  full-rank ``Sigma_xx``: ``||z|| = (1/(2 sqrt(pi))) int_0^inf (1 - exp(-t ||z||**2)) t**(-3/2) dt``
+  with ``E exp(-t ||z||**2) = prod_j E exp(-t z_j**2)`` (independent coordinates ``v0_j``), each factor
+  a 1-D integral against the Irwin-Hall density (a cardinal B-spline, evaluated by its stable
+  recurrence). Rank-deficient vector input: no closed form known to us; a seeded
   Monte Carlo estimate with its standard error, labelled as such.
 
 Large-K limits: ball ``E[D0] ~ E||c - (R/sqrt d) Z_r|| / sqrt(K)`` (scalar: ``E|C - R Z| / sqrt(K)``, still
@@ -168,7 +169,8 @@ def cube_abs_mean(a: float, R: float, K: int) -> float:
 
     ``|a| + 4 R E[(b' - S)_+]`` with ``b' = (K - |a|/R) / 2``: the alternating binomial sum is evaluated
     with mpmath at ``30 + K/2`` significant digits from the exact binary values of the float inputs
-    (its terms reach ~``e**(K/2)`` times the result, so float64 loses everything for K >~ 20).
+    (the terms outgrow the result exponentially in K: in float64 the relative error is 4e-9 at K = 60,
+    5 % at K = 100 and the result is garbage at K = 150).
     """
     K = check_width(K, "K")
     a_abs = abs(a)
@@ -236,8 +238,12 @@ def _cube_gaussian_complement(beta: float, tau: float, K: int) -> float:
     """
     sd = 1.0 / math.sqrt(2.0 * tau)
     k = np.arange(-12, 13)
-    cuts = np.concatenate([np.arange(K + 1, dtype=float), beta + k * sd])
-    cuts = np.unique(cuts[(cuts >= 0.0) & (cuts <= K)])
+    # The density is below e^-80 more than 13 of its own sd from K/2 (Irwin-Hall tails are lighter than
+    # Gaussian ones): skip those pieces (a large saving for wide networks).
+    spread = 13.0 * math.sqrt(K / 12.0)
+    lo, hi = max(0.0, math.floor(K / 2 - spread)), min(float(K), math.ceil(K / 2 + spread))
+    cuts = np.concatenate([np.arange(lo, hi + 1.0), beta + k * sd])
+    cuts = np.unique(cuts[(cuts >= lo) & (cuts <= hi)])
     left, right = cuts[:-1], cuts[1:]
     mid, half_width = (left + right) / 2.0, (right - left) / 2.0
     nodes = mid[:, None] + half_width[:, None] * _GL_NODES[None, :]
