@@ -89,6 +89,7 @@ class TrainConfig:
     patience: int = 5  # evaluations without a significant improvement before stopping
     min_delta: float = 0.002  # relative improvement counted as significant by early stopping
     within: float = 0.01  # tolerance of "steps to within x of the minimum"; the paper: 1 %
+    diverge_factor: float = 100.0  # a loss above this multiple of the step-0 validation loss is divergence
     # --- reproducibility and measurement ---
     seed: int = 0  # seeds torch (initialisation), numpy and Python (data order)
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
@@ -161,6 +162,10 @@ class TrainConfig:
         )
         _check(
             _is_number(self.within) and 0 <= self.within < 1, f"within must be in [0, 1), got {self.within!r}"
+        )
+        _check(
+            _is_number(self.diverge_factor) and self.diverge_factor > 1,
+            f"diverge_factor must be a number > 1, got {self.diverge_factor!r}",
         )
         _check(
             self.ae_method in ("snapshots", "reference", "none"), f"ae_method is invalid: {self.ae_method!r}"
@@ -371,7 +376,10 @@ def train_run(
     status = None
     last_valid: float | None = None
 
-    resumed = _load_checkpoint(checkpoint, run_id) if checkpoint else None
+    # Within-run checkpoints need the tracker's state too; without TraversalTracker.state_dict() they are off.
+    resumed = (
+        _load_checkpoint(checkpoint, run_id) if checkpoint and hasattr(tracker, "load_state_dict") else None
+    )
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -412,12 +420,19 @@ def train_run(
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         return stop
 
+    def blown(loss: float) -> bool:
+        """Divergence: a non-finite loss, or one far above the loss at initialisation."""
+        return not math.isfinite(loss) or loss > config.diverge_factor * abs(valid_curve[0][1])
+
     model.train()
     if resumed is None:
         stop = run_evaluation()
         report(math.nan, True)
+        if blown(valid_curve[0][1]):
+            status, stop = "diverged", True
     else:
         stop = stopper.stopped
+    can_checkpoint = checkpoint is not None and hasattr(tracker, "state_dict")
     while not stop and step < config.max_steps:
         batch = next(stream).to(device)
         if batch.reset:
@@ -441,20 +456,20 @@ def train_run(
         train_sum.zero_()
         train_count = 0
         train_curve.append((step, train_loss))
-        if not math.isfinite(train_loss):
+        if blown(train_loss):
             status = "diverged"
             report(train_loss, False)
             break
         evaluated = step % config.eval_every == 0 or step == config.max_steps
         if evaluated:
             stop = run_evaluation()
-            if stopper.reason == "non-finite":
-                status = "diverged"
+            if blown(valid_curve[-1][1]):
+                status, stop = "diverged", True
         report(train_loss, evaluated)
         if (
             evaluated
             and not stop
-            and checkpoint
+            and can_checkpoint
             and time.perf_counter() - last_checkpoint >= checkpoint.every_seconds
         ):
             _save_checkpoint(

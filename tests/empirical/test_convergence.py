@@ -56,7 +56,10 @@ def test_matches_brute_force_reference(curve, within):
 def test_brackets_are_the_previous_and_current_evaluation(curve):
     steps, losses = curve
     result = analyze_curve(steps, losses)
-    for event, (lo, hi) in ((result.steps_to_min, result.min_bracket), (result.steps_to_within, result.within_bracket)):
+    for event, (lo, hi) in (
+        (result.steps_to_min, result.min_bracket),
+        (result.steps_to_within, result.within_bracket),
+    ):
         assert hi == event
         k = steps.index(event)
         assert lo == (steps[k - 1] if k > 0 else steps[0])
@@ -66,7 +69,9 @@ def test_brackets_are_the_previous_and_current_evaluation(curve):
 @given(curves())
 def test_within_comes_no_later_than_the_minimum_and_zero_tolerance_is_the_minimum(curve):
     steps, losses = curve
-    assert analyze_curve(steps, losses, within=0.01).steps_to_within <= analyze_curve(steps, losses).steps_to_min
+    assert (
+        analyze_curve(steps, losses, within=0.01).steps_to_within <= analyze_curve(steps, losses).steps_to_min
+    )
     exact = analyze_curve(steps, losses, within=0.0)
     assert exact.steps_to_within == exact.steps_to_min
 
@@ -75,9 +80,10 @@ def test_within_comes_no_later_than_the_minimum_and_zero_tolerance_is_the_minimu
 def test_a_looser_tolerance_never_takes_longer(curve, a, b):
     steps, losses = curve
     tight, loose = sorted((a, b))
-    assert analyze_curve(steps, losses, within=loose).steps_to_within <= analyze_curve(
-        steps, losses, within=tight
-    ).steps_to_within
+    assert (
+        analyze_curve(steps, losses, within=loose).steps_to_within
+        <= analyze_curve(steps, losses, within=tight).steps_to_within
+    )
 
 
 @given(curves(), st.floats(0.01, 100.0))
@@ -140,7 +146,13 @@ def test_the_paper_definition_on_a_small_example():
 
 @pytest.mark.parametrize(
     ("steps", "losses", "within"),
-    [([0, 0], [1.0, 1.0], 0.01), ([5, 3], [1.0, 1.0], 0.01), ([0, 1], [1.0], 0.01), ([0], [1.0], -0.1), ([-1], [1.0], 0)],
+    [
+        ([0, 0], [1.0, 1.0], 0.01),
+        ([5, 3], [1.0, 1.0], 0.01),
+        ([0, 1], [1.0], 0.01),
+        ([0], [1.0], -0.1),
+        ([-1], [1.0], 0),
+    ],
 )
 def test_bad_curves_are_input_errors(steps, losses, within):
     with pytest.raises(InputError):
@@ -205,7 +217,9 @@ def test_state_dict_round_trip_continues_identically():
     assert a.state_dict() == b.state_dict() and a.stopped
 
 
-@pytest.mark.parametrize("kwargs", [{"patience": 0}, {"patience": 1.5}, {"min_delta": -0.1}, {"min_delta": 1.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"patience": 0}, {"patience": 1.5}, {"min_delta": -0.1}, {"min_delta": 1.0}]
+)
 def test_bad_early_stopping_settings_are_input_errors(kwargs):
     with pytest.raises(InputError):
         EarlyStopping(**kwargs)

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from overparam_empirical.store import SCHEMA_VERSION, TABLES, StudyStore
 from overparam_theory.errors import InputError
 
-META = {"benchmark": "char-lm", "preset": "small", "corpus": "shakespeare", "created_at": "2024-01-01T00:00:00"}
+META = {
+    "benchmark": "char-lm",
+    "preset": "small",
+    "corpus": "shakespeare",
+    "created_at": "2024-01-01T00:00:00",
+}
 
 
 def run_row(run_id="r1", **values):
@@ -65,18 +70,29 @@ def test_run_round_trip_with_nan_stored_as_null(tmp_path):
         {"step": 0, "group_name": "all", "distance": 1.0, "as_angle": math.nan, "ae_angle": 0.5},
         {"step": 10, "group_name": "softmax", "distance": 0.25, "step_size": 0.01},
     ]
-    summary = [{"group_name": "all", "n_params": 1234, "yin_lhs": 2.0, "yin_rhs": 2.0, "yin_rel_residual": 0.0}]
+    summary = [
+        {"group_name": "all", "n_params": 1234, "yin_lhs": 2.0, "yin_rhs": 2.0, "yin_rel_residual": 0.0}
+    ]
     with StudyStore.create(tmp_path / "s.sqlite", META) as store:
         store.write_run(run_row(min_val_loss=math.nan), curves, traversal, summary)
     with StudyStore.open(tmp_path / "s.sqlite") as store:
         (run,) = store.runs()
         assert run == {**run_row(), "min_val_loss": run["min_val_loss"]} and math.isnan(run["min_val_loss"])
         got = store.curves("r1")
-        assert [(r["split"], r["step"]) for r in got] == [("train", 50), ("train", 100), ("valid", 0), ("valid", 100)]
+        assert [(r["split"], r["step"]) for r in got] == [
+            ("train", 50),
+            ("train", 100),
+            ("valid", 0),
+            ("valid", 100),
+        ]
         assert got[1]["loss"] == math.inf and math.isnan(got[3]["loss"]) and got[2]["loss"] == 4.6
         assert [r["step"] for r in store.curves("r1", "valid")] == [0, 100]
         rows = store.traversal("r1")
-        assert rows[0]["distance"] == 1.0 and math.isnan(rows[0]["as_angle"]) and math.isnan(rows[0]["grad_norm"])
+        assert (
+            rows[0]["distance"] == 1.0
+            and math.isnan(rows[0]["as_angle"])
+            and math.isnan(rows[0]["grad_norm"])
+        )
         assert rows[1]["group_name"] == "softmax" and rows[1]["step_size"] == 0.01
         (s,) = store.traversal_summary()
         assert s["n_params"] == 1234 and s["yin_lhs"] == 2.0 and math.isnan(s["mean_as"])

@@ -1,0 +1,218 @@
+"""The training loop on real text (the committed Hamlet excerpt): learning, determinism, statuses, hashing."""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from overparam_empirical.benchmarks import get_benchmark
+from overparam_empirical.train import TrainConfig, config_hash, effective_lr, train_run
+from overparam_theory.errors import InputError
+
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "shakespeare_hamlet_excerpt.txt"
+
+
+def tiny(**values) -> TrainConfig:
+    """A run of a few seconds: width 16, depth 2, windows of 20 characters, 4 streams."""
+    base = {
+        "corpus": str(FIXTURE),
+        "fraction": 1.0,
+        "width": 16,
+        "depth": 2,
+        "seq_len": 20,
+        "batch_size": 4,
+        "lr": 1.0,
+        "grad_clip": 5.0,
+        "max_steps": 60,
+        "eval_every": 20,
+        "eval_windows": None,
+        "log_every": 10,
+        "patience": 5,
+        "device": "cpu",
+        "track": "every:7",
+    }
+    base.update(values)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return get_benchmark("char-lm").load_dataset(tiny())
+
+
+def test_a_few_steps_reduce_the_loss_on_real_text(dataset):
+    result = train_run(tiny(max_steps=120, lr=2.0), dataset)
+    valid = [loss for _, loss in result.valid_curve]
+    assert result.status == "capped" and result.steps_done == 120
+    assert [s for s, _ in result.valid_curve] == [0, 20, 40, 60, 80, 100, 120]
+    assert valid[0] > 4.0  # about log(vocabulary) at initialisation
+    assert min(valid) < valid[0] - 0.8  # learned the character distribution at least
+    assert result.train_curve[-1][1] < result.train_curve[0][1]
+    assert result.n_params == sum(
+        p.numel() for p in get_benchmark("char-lm").build_model(tiny(), dataset).parameters()
+    )
+    assert result.n_params == get_benchmark("char-lm").parameter_count(tiny(), dataset)
+    assert result.train_tokens == len(dataset.train)
+
+
+def test_result_carries_convergence_tracker_summary_and_yin_check(dataset):
+    result = train_run(tiny(), dataset)
+    conv = result.convergence
+    assert conv.steps_to_min == min(result.valid_curve, key=lambda p: p[1])[0]
+    assert conv.min_loss == min(loss for _, loss in result.valid_curve)
+    assert set(result.summary) == {"embedding", "hidden", "softmax", "all"}
+    for group, summary in result.summary.items():
+        assert summary["n_steps"] == result.steps_done
+        assert abs(summary["yin_rel_residual"]) < 1e-9, group  # the identity holds exactly (float64 sums)
+    tracked = sorted({r["step"] for r in result.traversal})
+    assert tracked == list(range(0, result.steps_done, 7))
+    assert {r["group"] for r in result.traversal} == {"embedding", "hidden", "softmax", "all"}
+
+
+def test_same_seed_gives_bitwise_identical_curves_and_tracker_numbers(dataset):
+    a = train_run(tiny(seed=3), dataset)
+    b = train_run(tiny(seed=3), dataset)
+    assert a.valid_curve == b.valid_curve and a.train_curve == b.train_curve
+    assert a.traversal == b.traversal
+    assert a.summary == b.summary
+    c = train_run(tiny(seed=4), dataset)
+    assert c.valid_curve != a.valid_curve
+
+
+def test_w_star_is_the_minimum_validation_weights(dataset):
+    config = tiny(max_steps=40)
+    result = train_run(config, dataset, keep_best_state=True)
+    model = get_benchmark("char-lm").build_model(config, dataset)
+    model.load_state_dict(result.best_state)
+    from overparam_empirical.train import evaluate
+
+    assert evaluate(model, get_benchmark("char-lm"), dataset, config, torch.device("cpu")) == pytest.approx(
+        result.convergence.min_loss, rel=1e-6
+    )
+    assert result.summary["all"]["w_star"] == "given"
+
+
+@pytest.mark.parametrize("lr", [1e38, 1e20])  # 1e38 overflows to inf/NaN; 1e20 blows the loss up 1e19-fold
+def test_huge_learning_rate_is_recorded_as_diverged(dataset, lr):
+    result = train_run(tiny(lr=lr, grad_clip=None, max_steps=200), dataset)
+    assert result.status == "diverged"
+    assert result.steps_done < 200
+    last = result.train_curve[-1][1]
+    assert (
+        not math.isfinite(last)
+        or last > 100 * result.valid_curve[0][1]
+        or result.valid_curve[-1][1] > 100 * 4
+    )
+    assert result.valid_curve[0][0] == 0 and math.isfinite(result.valid_curve[0][1])
+    assert result.summary["all"]["n_steps"] == result.steps_done  # the tracker saw every step taken
+
+
+def test_early_stopping_marks_the_run_converged(dataset):
+    # patience 1 and a 50 % min_delta: the first evaluation that does not halve the loss stops the run
+    result = train_run(tiny(patience=1, min_delta=0.5, max_steps=1000), dataset)
+    assert result.status == "converged"
+    assert result.steps_done == 20 and len(result.valid_curve) == 2
+
+
+def test_progress_callback_sees_log_and_eval_steps(dataset):
+    seen = []
+    train_run(tiny(max_steps=40), dataset, progress=seen.append)
+    assert [(p.step, p.evaluated) for p in seen] == [
+        (0, True),
+        (10, False),
+        (20, True),
+        (30, False),
+        (40, True),
+    ]
+    assert seen[-1].epoch > 0 and seen[-1].valid_loss is not None
+
+
+def test_inverse_width_learning_rate():
+    assert effective_lr(tiny(lr=0.8, width=64, lr_scaling="inverse-width", lr_reference_width=32)) == 0.4
+    assert effective_lr(tiny(lr=0.8, width=64)) == 0.8
+
+
+# ---- config hashing ------------------------------------------------------------------------------
+
+
+def test_config_hash_is_stable_across_versions():
+    # Pinned: changing TrainConfig's fields or defaults changes every run id (and forces reruns).
+    assert config_hash(TrainConfig(device="cpu")) == "8f6e7e7b3ec3c4e1"
+
+
+def test_config_hash_changes_with_every_field_but_not_the_gpu_index():
+    base = tiny()
+    changed = {
+        "benchmark": "word-lm",
+        "corpus": "kjv",
+        "fraction": 0.5,
+        "valid_fraction": 0.2,
+        "data_seed": 1,
+        "width": 17,
+        "depth": 3,
+        "seq_len": 21,
+        "batch_size": 5,
+        "optimizer": "adam",
+        "lr": 1.5,
+        "lr_scaling": "inverse-width",
+        "lr_reference_width": 64,
+        "momentum": 0.5,
+        "grad_clip": None,
+        "max_steps": 61,
+        "eval_every": 21,
+        "eval_windows": 3,
+        "log_every": 11,
+        "patience": 6,
+        "min_delta": 0.01,
+        "within": 0.02,
+        "seed": 1,
+        "device": "cuda",
+        "track": "log:5",
+        "ae_method": "none",
+        "diverge_factor": 10.0,
+    }
+    assert set(changed) == {f.name for f in dataclasses.fields(TrainConfig)}
+    hashes = {config_hash(dataclasses.replace(base, **{k: v})) for k, v in changed.items()}
+    assert len(hashes) == len(changed) and config_hash(base) not in hashes
+    assert config_hash(tiny(device="cuda")) == config_hash(tiny(device="cuda:1"))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"width": 0},
+        {"width": 2.5},
+        {"fraction": 0.0},
+        {"fraction": 1.5},
+        {"optimizer": "rmsprop"},
+        {"lr": -1.0},
+        {"lr": math.nan},
+        {"lr_scaling": "sqrt"},
+        {"momentum": 1.0},
+        {"grad_clip": 0.0},
+        {"device": "tpu"},
+        {"patience": 0},
+        {"eval_windows": 0},
+        {"seed": -1},
+        {"ae_method": "magic"},
+    ],
+)
+def test_bad_settings_are_one_line_input_errors(values):
+    with pytest.raises(InputError) as info:
+        tiny(**values)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_corpus_is_an_input_error():
+    with pytest.raises(InputError):
+        train_run(tiny(corpus="/no/such/corpus.txt"))
