@@ -104,7 +104,6 @@ def _new_figure(width: float, height: float):
 
 def _style(ax) -> None:
     ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
-    ax.grid(True, which="minor", alpha=0.12, linewidth=0.4)
     ax.tick_params(labelsize=8)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -156,7 +155,7 @@ def _condition_order(cond) -> tuple:
 
 
 def _fraction_label(fraction: float) -> str:
-    return f"{fraction * 100:.3g} % of corpus"
+    return f"{fraction * 100:.3g} % of the corpus"
 
 
 def _primary_runs(rows: StudyRows, analysis: StudyAnalysis) -> list[Mapping[str, Any]]:
@@ -299,7 +298,7 @@ def fig1a_steps_vs_size(analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
             _plot_steps_fit(ax, result, colour, _fraction_label(result.fraction), band_seed=i)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("model size (# parameters)")
+        ax.set_xlabel("model size (# parameters)", fontsize=8)
         ax.set_ylabel(f"# {METRICS[analysis.metric]}", fontsize=8)
         ax.set_title(cond.label, fontsize=9)
         ax.legend(fontsize=7, frameon=False)
@@ -326,7 +325,7 @@ def fig2_lr_optimizer(analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
             _plot_steps_fit(ax, result, colour, f"{label}, {_fraction_label(result.fraction)}", band_seed=i)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("model size (# parameters)")
+        ax.set_xlabel("model size (# parameters)", fontsize=8)
         ax.set_ylabel(f"# {METRICS[analysis.metric]}", fontsize=8)
         ax.set_title(f"({chr(97 + optimizers.index(optimizer))}) {optimizer.upper()}", fontsize=9)
         ax.legend(fontsize=7, frameon=False)
@@ -370,7 +369,7 @@ def fig3b_dataset_size(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) 
             ax.plot(grid, result.fit.predict(grid, width_runs[0]["n_params"]), color=colour, linewidth=1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("training-set size (# characters)")
+    ax.set_xlabel("training-set size (# characters)", fontsize=8)
     ax.set_ylabel(f"# {METRICS[metric]}", fontsize=8)
     title = cond.label
     if result.fit is not None:
@@ -407,7 +406,7 @@ def fig5_loss_and_steps(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path)
     _log_ticks(ax_steps)
     for ax in (ax_loss, ax_steps):
         _categorical_sizes(ax, list(widths), n_params)
-        ax.set_xlabel("model size (# parameters) and width")
+        ax.set_xlabel("model size (# parameters) and width", fontsize=8)
         _style(ax)
     ax_loss.set_ylabel("min. validation loss (nats / character)", fontsize=8)
     ax_steps.set_ylabel(f"# {METRICS[analysis.metric]} (log)", fontsize=8)
@@ -617,7 +616,7 @@ def validation_curves(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -
             if step and step in steps:
                 ax.plot(step, losses[steps == step][0], marker, color=colours[width], markersize=4)
     ax.set_xscale("log")
-    ax.set_xlabel("step (gradient updates)")
+    ax.set_xlabel("step (gradient updates)", fontsize=8)
     ax.set_ylabel("validation loss (nats / character)", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
     _style(ax)
