@@ -59,6 +59,9 @@ def random_data(rng, n, d):
     seed=st.integers(0, 10_000),
 )
 def test_fixed_second_layer_matches_the_plain_loop(width, input_dim, n_points, law, scale, lr_factor, seed):
+    # |rho| = 1 exactly (lr_factor 1) oscillates forever: W_t returns to W_0 up to rounding, so A_s is
+    # the angle of a rounding-noise vector and no two implementations agree on it
+    assume(abs(lr_factor - 1.0) > 1e-3)
     rng = np.random.default_rng(seed)
     data = random_data(rng, n_points, input_dim)
     lam = LossMoments.from_data(data).largest_eigenvalue
