@@ -23,6 +23,7 @@ from overparam_theory.lnn import (
     paper_condition_holds,
     scaled_lr,
 )
+from overparam_theory.yin import derive_yin, halting_time_bound, yin_identity_residual
 
 __all__ = [
     "INIT_LAW_NAMES",
@@ -31,16 +32,19 @@ __all__ = [
     "LNNDynamics",
     "RegressionData",
     "builtin_dataset",
+    "derive_yin",
     "divergence_width",
     "expected_direct_distance",
     "expected_first_step",
     "expected_path_length",
     "fastest_width",
     "get_init_law",
+    "halting_time_bound",
     "lnn_dynamics",
     "load_csv",
     "minimiser",
     "paper_condition_holds",
     "sample",
     "scaled_lr",
+    "yin_identity_residual",
 ]
