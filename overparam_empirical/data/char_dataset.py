@@ -25,6 +25,7 @@ How ``CharDataset.build`` splits a corpus of ``n`` characters (all steps determi
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,7 +204,7 @@ def _codepoints(text: str) -> np.ndarray:
 
 
 def _check_fraction(name: str, value, *, allow_one: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise InputError(f"{name} must be a number in (0, 1{']' if allow_one else ')'}, got {value!r}")
     if not (0 < value < 1 or (allow_one and value == 1)):
         raise InputError(f"{name} must be in (0, 1{']' if allow_one else ')'}, got {value!r}")

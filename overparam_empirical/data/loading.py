@@ -36,6 +36,8 @@ def load_text(
             raise InputError(f"{name} must be a positive integer, got {value!r}")
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown corpus format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not str(source).strip():
+        raise InputError("corpus must be a built-in source name or a path, got an empty string")
     path = Path(source).expanduser()
     if path.exists():
         kind = fmt or detect_format(path)

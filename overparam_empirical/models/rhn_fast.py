@@ -51,60 +51,62 @@ class _RHNSequence(torch.autograd.Function):
         weights, biases = parameters[:depth], parameters[depth:]
         steps, batch, twice_width = projected.shape
         width = twice_width // 2
-        # Buffers, layer-major so that each micro-layer's history is one contiguous block:
-        # gates[l, t] = [h; g] of micro-layer l at step t, inputs[l-1, t] = input state of micro-layer l >= 1
-        # (micro-layer 0 reads the previous step's output, kept in `outputs`).
-        gates = projected.new_empty(depth, steps, batch, twice_width)
-        inputs = projected.new_empty(depth - 1, steps, batch, width)
-        outputs = projected.new_empty(steps, batch, width)
+        # One buffer per micro-layer holding its whole history (T·B·2H numbers, 9.8 MB at H = 256):
+        # gates[l][t] = [h; g] of micro-layer l at step t; inputs[l-1][t] = input state of micro-layer
+        # l >= 1; chain[t] = input state of micro-layer 0 at step t (chain[0] = initial state, chain[t+1]
+        # = output of step t, so the returned outputs are the contiguous view chain[1:]). Per-layer
+        # buffers rather than one big block: allocations this size are recycled by the C allocator
+        # from step to step instead of being mapped fresh from the OS (≈ 10 % of a step at H = 256).
+        gates = [projected.new_empty(steps, batch, twice_width) for _ in range(depth)]
+        inputs = [projected.new_empty(steps, batch, width) for _ in range(depth - 1)]
+        chain = projected.new_empty(steps + 1, batch, width)
         with torch.no_grad():
+            chain[0].copy_(state)
             first = (projected + biases[0]).unbind(0)
             _forward_loop(
                 first,
-                state,
+                chain[0],
                 [w.t() for w in weights],
                 biases,
-                _views(gates),
-                _views(gates[..., :width]),
-                _views(gates[..., width:]),
-                _views(inputs),
-                outputs.unbind(0),
+                [g.unbind(0) for g in gates],
+                [g[..., :width].unbind(0) for g in gates],
+                [g[..., width:].unbind(0) for g in gates],
+                [i.unbind(0) for i in inputs],
+                chain[1:].unbind(0),
             )
         ctx.depth = depth
-        ctx.save_for_backward(state, gates, inputs, outputs, *weights)
-        return outputs, outputs[-1]
+        ctx.save_for_backward(chain, *gates, *inputs, *weights)
+        return chain[1:], chain[-1]
 
     @staticmethod
     def backward(ctx, grad_outputs: Tensor, grad_final: Tensor):
         depth = ctx.depth
-        state, gates, inputs, outputs, *weights = ctx.saved_tensors
-        steps, batch, width = outputs.shape
-        grad_gates = torch.empty_like(gates)
+        chain, *saved = ctx.saved_tensors
+        gates, inputs, weights = saved[:depth], saved[depth : 2 * depth - 1], saved[2 * depth - 1 :]
+        steps, batch, twice_width = gates[0].shape
+        width = twice_width // 2
+        grad_gates = [torch.empty_like(g) for g in gates]
+        layer_inputs = [chain[:-1], *inputs]
         with torch.no_grad():
-            first_inputs = torch.cat([state.unsqueeze(0), outputs[:-1]])  # input state of micro-layer 0
-            layer_inputs = [first_inputs.unbind(0), *_views(inputs)]
             grad_state = _backward_loop(
                 grad_outputs.unbind(0),
                 grad_final,
                 weights,
-                _views(gates[..., :width]),
-                _views(gates[..., width:]),
-                layer_inputs,
-                _views(grad_gates),
-                _views(grad_gates[..., :width]),
-                _views(grad_gates[..., width:]),
+                [g[..., :width].unbind(0) for g in gates],
+                [g[..., width:].unbind(0) for g in gates],
+                [i.unbind(0) for i in layer_inputs],
+                [g.unbind(0) for g in grad_gates],
+                [g[..., :width].unbind(0) for g in grad_gates],
+                [g[..., width:].unbind(0) for g in grad_gates],
             )
+            # weight gradients of all time steps at once: dR_l = sum_t dA_{l,t}^T s_{l-1,t}
             rows = steps * batch
-            flat_grads = grad_gates.view(depth, rows, 2 * width)
-            all_inputs = torch.cat([first_inputs.unsqueeze(0), inputs]).view(depth, rows, width)
-            grad_weights = torch.bmm(flat_grads.transpose(1, 2), all_inputs).unbind(0)
-            grad_biases = flat_grads.sum(1).unbind(0)
+            flat_grads = [g.view(rows, twice_width) for g in grad_gates]
+            grad_weights = [
+                g.t() @ i.reshape(rows, width) for g, i in zip(flat_grads, layer_inputs, strict=True)
+            ]
+            grad_biases = [g.sum(0) for g in flat_grads]
         return (grad_gates[0], grad_state, None, *grad_weights, *grad_biases)
-
-
-def _views(buffer: Tensor) -> list[tuple[Tensor, ...]]:
-    """``buffer[l][t]`` as ready-made views (one C++ call per layer instead of one index per use)."""
-    return [layer.unbind(0) for layer in buffer.unbind(0)]
 
 
 def _forward_loop(first, state, weights_t, biases, gates, cand, gate, inputs, outputs) -> None:

@@ -151,6 +151,11 @@ def test_bad_arguments_are_input_errors(kwargs, message):
         CharDataset.build(HAMLET, **kwargs)
 
 
+def test_numpy_numbers_are_accepted():
+    data = CharDataset.build(HAMLET, np.float32(0.5), valid_fraction=np.float64(0.2), seed=np.int64(3))
+    assert data.fraction == 0.5 and data.seed == 3
+
+
 def test_too_small_corpus():
     with pytest.raises(InputError, match="too small"):
         CharDataset.build("tiny", 1.0)

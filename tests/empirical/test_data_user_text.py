@@ -45,6 +45,8 @@ def test_empty_and_missing_files(tmp_path):
         load_text(tmp_path / "empty.txt")
     with pytest.raises(InputError, match="neither a built-in source"):
         load_text(tmp_path / "absent.txt")
+    with pytest.raises(InputError, match="empty string"):
+        load_text("  ")
 
 
 def test_enwik8_is_read_byte_per_character(tmp_path):
