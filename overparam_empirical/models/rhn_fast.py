@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 
 def rhn_sequence_fast(
@@ -79,6 +80,7 @@ class _RHNSequence(torch.autograd.Function):
         return chain[1:], chain[-1]
 
     @staticmethod
+    @once_differentiable  # the backward is hand-written: no double backward through it
     def backward(ctx, grad_outputs: Tensor, grad_final: Tensor):
         depth = ctx.depth
         chain, *saved = ctx.saved_tensors

@@ -81,3 +81,12 @@ def test_fast_cell_in_no_grad_evaluation():
         model.cell = "naive"
         naive, _ = model(tokens)
     assert not fast.requires_grad and torch.allclose(fast, naive, atol=1e-6)
+
+
+def test_double_backward_through_the_fast_cell_is_refused():
+    torch.manual_seed(7)
+    model = RHNLanguageModel(9, 4, depth=2)
+    loss = model(torch.randint(0, 9, (2, 3)))[0].square().sum()
+    grads = torch.autograd.grad(loss, list(model.parameters()), create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        sum(g.sum() for g in grads).backward()
