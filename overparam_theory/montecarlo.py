@@ -303,24 +303,32 @@ class _Settings:
 # With trials first, numpy reduces each trial's few weights separately: 5-20x slower for K <= 8.
 
 
-def _forward(W: np.ndarray, a: np.ndarray | None, moments: LossMoments) -> tuple[np.ndarray, np.ndarray]:
-    """End-to-end map ``u = Wᵀa`` (``Wᵀ1`` when ``a`` is None) and ``g = ∂F/∂u = 2(Σ_xx u − Σ_xy)``."""
-    u = W.sum(axis=0) if a is None else (a[:, None, :] * W).sum(axis=0)
+def _gradient_u(u: np.ndarray, moments: LossMoments) -> np.ndarray:
+    """``g = ∂F/∂u = 2(Σ_xx u − Σ_xy)`` for end-to-end maps ``u`` of shape (d, m)."""
+    if moments.input_dim == 1:  # a scalar product is much cheaper than a (1, 1) @ (1, m) matmul
+        return u * (2.0 * moments.second[0, 0]) - 2.0 * moments.cross[0]
     g = moments.second @ u
     g -= moments.cross[:, None]
     g *= 2.0
-    return u, g
+    return g
 
 
-def _progress(u: np.ndarray, moments: LossMoments, width: int, trainable: bool) -> np.ndarray:
-    """``dist(W, S) = ‖P(u − u*)‖/√K`` (fixed second layer) or ``√(F − F*)`` (trainable), per trial."""
+def _forward(W: np.ndarray, a: np.ndarray | None, moments: LossMoments) -> tuple[np.ndarray, np.ndarray]:
+    """End-to-end map ``u = Wᵀa`` (``Wᵀ1`` when ``a`` is None) and ``g = ∂F/∂u = 2(Σ_xx u − Σ_xy)``."""
+    u = W.sum(axis=0) if a is None else (a[:, None, :] * W).sum(axis=0)
+    return u, _gradient_u(u, moments)
+
+
+def _progress_sq(u: np.ndarray, moments: LossMoments, width: int, trainable: bool) -> np.ndarray:
+    """Squared progress measure per trial: ``dist(W, S)² = ‖P(u − u*)‖²/K`` (fixed second layer) or the
+    loss gap ``F − F* = (u − u*)ᵀΣ_xx(u − u*)`` (trainable), computed from the error, not from F − F*
+    (which would cancel near the minimum)."""
     e = u - moments.u_star[:, None]
     if trainable:
-        gap = (e * (moments.second @ e)).sum(axis=0)
-        return np.sqrt(np.maximum(gap, 0.0))
+        return np.maximum(np.einsum("dm,dm->m", e, moments.second @ e), 0.0)
     if moments.range_basis is not None:
         e = moments.range_basis.T @ e
-    return np.sqrt((e * e).sum(axis=0) / width)
+    return _dot_d(e, e) / width
 
 
 def _step(W: np.ndarray, a: np.ndarray | None, g: np.ndarray, lr: float) -> None:
@@ -333,10 +341,17 @@ def _step(W: np.ndarray, a: np.ndarray | None, g: np.ndarray, lr: float) -> None
     a -= lr * grad_a
 
 
+def _dot_d(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-trial dot product over the input dimension of two (d, m) arrays."""
+    if x.shape[0] == 1:  # scalar input: a product, without einsum's dispatch cost
+        return x[0] * y[0]
+    return np.einsum("dm,dm->m", x, y)
+
+
 def _sq_norm(x: np.ndarray) -> np.ndarray:
-    """Per-trial squared Frobenius norm of an array whose last axis is the trial."""
+    """Per-trial squared Frobenius norm of an array whose last axis is the trial (one pass, no temporary)."""
     flat = x.reshape(-1, x.shape[-1])
-    return (flat * flat).sum(axis=0)
+    return np.einsum("im,im->m", flat, flat)
 
 
 def _norm(x: np.ndarray) -> np.ndarray:
@@ -367,45 +382,55 @@ def _simulate_chunk(W0: np.ndarray, a0: np.ndarray | None, moments: LossMoments,
     W_final = np.empty_like(W0)
     a_final = None if a0 is None else np.empty_like(a0)
 
-    # ---- pass 1: run to the final iterate; finished trials leave the working arrays (frozen there)
+    # ---- pass 1: run to the final iterate; finished trials leave the working arrays (frozen there).
+    # Tests compare squared ratios p_t²/p_0² with squared thresholds (one square root less per step).
     u, g = _forward(W0, a0, moments)
-    p0 = _progress(u, moments, width, trainable)
-    out["initial_distance"] = p0
+    p0_sq = _progress_sq(u, moments, width, trainable)
+    out["initial_distance"] = np.sqrt(p0_sq)
     # below this the progress measure is rounding noise in u = Wᵀa: stop there as converged
     u_star_norm = float(np.linalg.norm(moments.u_star))
     if trainable:
         scale = _norm(W0) * _norm(a0) + 2.0 * u_star_norm
         floor = _ROUNDING_FLOOR * math.sqrt(moments.largest_eigenvalue) * scale
     else:
-        floor = _ROUNDING_FLOOR * (_norm(W0) + p0 + u_star_norm / math.sqrt(width))
+        floor = _ROUNDING_FLOOR * (_norm(W0) + out["initial_distance"] + u_star_norm / math.sqrt(width))
+    floor_sq = floor * floor
+    halt_sq, final_sq, diverge_sq = s.halt_threshold**2, s.final_tol**2, s.divergence_factor**2
     W = W0.copy()
     a = None if a0 is None else a0.copy()
     idx = np.arange(m)
-    start, halt = p0.copy(), np.full(m, np.nan)
-    p = p0
+    # a trial that starts on the minimiser set (p0 = 0) stops at t = 0 through the floor test
+    inv_start = 1.0 / np.where(p0_sq > 0, p0_sq, 1.0)
+    halt = np.full(m, np.nan)
+    p_sq = p0_sq
     t = 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         while True:
             if t > 0:
                 u, g = _forward(W, a, moments)
-                p = _progress(u, moments, width, trainable)
-            ratio = np.where(start > 0, p / start, np.where(p > 0, np.inf, 0.0))
+                p_sq = _progress_sq(u, moments, width, trainable)
+            ratio_sq = p_sq * inv_start
             if curves.shape[0]:
                 kept = idx < curves.shape[0]
-                curves[idx[kept], t] = ratio[kept]
-            halt[np.isnan(halt) & (ratio <= s.halt_threshold)] = t
-            diverged = ~np.isfinite(ratio) | ~np.isfinite(p) | (ratio > s.divergence_factor)
-            converged = ((ratio <= s.final_tol) | (p <= floor)) & ~diverged
-            finished = diverged | (t >= stop_at)
+                curves[idx[kept], t] = np.sqrt(ratio_sq[kept])
+            halt[(ratio_sq <= halt_sq) & np.isnan(halt)] = t
+            diverged = ~(ratio_sq <= diverge_sq)  # also true for NaN
+            converged = (ratio_sq <= final_sq) | (p_sq <= floor_sq)
             if s.fixed_steps is None:
-                finished |= converged
+                finished = diverged | converged
+                if t >= stop_at:
+                    finished[:] = True
+            else:
+                finished = diverged if t < stop_at else np.ones_like(diverged)
             if finished.any():
                 done = idx[finished]
                 out["steps"][done] = t
                 out["status"][done] = np.where(
                     diverged[finished], DIVERGED, np.where(converged[finished], CONVERGED, NOT_CONVERGED)
                 )
-                out["halting_time"][done] = np.where(diverged[finished], np.nan, halt[finished])
+                # reaching the rounding floor before the relative tolerance counts as halting there
+                halted = np.where(np.isnan(halt[finished]) & converged[finished], t, halt[finished])
+                out["halting_time"][done] = np.where(diverged[finished], np.nan, halted)
                 out["final_loss"][done] = moments.loss(u[:, finished].T)
                 W_final[..., done] = W[..., finished]
                 if a is not None:
@@ -413,7 +438,9 @@ def _simulate_chunk(W0: np.ndarray, a0: np.ndarray | None, moments: LossMoments,
                 alive = ~finished
                 if not alive.any():
                     break
-                idx, W, a, g, start, floor, halt = _keep(alive, idx, W, a, g, start, floor, halt)
+                idx, W, a, g, inv_start, floor_sq, halt = _keep(
+                    alive, idx, W, a, g, inv_start, floor_sq, halt
+                )
             _step(W, a, g, s.lr)
             t += 1
     distance2 = _sq_norm(W0 - W_final)
@@ -431,77 +458,124 @@ def _simulate_chunk(W0: np.ndarray, a0: np.ndarray | None, moments: LossMoments,
     for name in ("first_step", "path_length", "mean_as", "mean_ae", "mean_ae_printed"):
         out[name] = np.full(m, np.nan)
     idx = np.flatnonzero(window > 0)
-    W, a, start_W, start_a, end_W, end_a, reach, win = _keep(
-        idx, W0, a0, W0, a0, W_final, a_final, out["distance"], window
-    )
     path = np.zeros(idx.size)
     angle_sum = np.zeros((3, idx.size))
     angle_count = np.zeros((3, idx.size), dtype=np.int64)
-    t = 0
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        while idx.size:
-            u, g = _forward(W, a, moments)
-            if t == 0:
-                grad_norm = np.sqrt(_grad_sq_norm(W, a, g))
-                out["first_step"][idx] = s.lr * grad_norm
-            else:  # A_s is undefined at t = 0, so every angle is averaged over t = 1..T-1
-                grad_norm, inner0, norm0, inner_f, norm_f = _angle_terms(
-                    W, a, g, start_W, end_W, start_a, end_a
-                )
-                for row, inner, norm in ((0, inner0, norm0), (1, inner_f, norm_f), (2, inner_f, reach)):
-                    _accumulate_angle(angle_sum[row], angle_count[row], inner, norm * grad_norm)
-            path += s.lr * grad_norm
-            t += 1
-            alive = win > t
-            if not alive.all():
-                done = idx[~alive]
-                out["path_length"][done] = path[~alive]
-                means = angle_sum[:, ~alive] / angle_count[:, ~alive]  # 0/0 = NaN: no defined angle
-                out["mean_as"][done], out["mean_ae"][done], out["mean_ae_printed"][done] = means
-                idx, W, a, g, start_W, start_a, end_W, end_a, reach, win, path, angle_sum, angle_count = (
-                    _keep(
-                        alive,
-                        idx,
-                        W,
-                        a,
-                        g,
-                        start_W,
-                        start_a,
-                        end_W,
-                        end_a,
-                        reach,
-                        win,
-                        path,
-                        angle_sum,
-                        angle_count,
-                    )
-                )
-            if idx.size:
-                _step(W, a, g, s.lr)
+    if trainable:
+        _pass2_trainable(W0, a0, W_final, a_final, moments, s, idx, window, out, path, angle_sum, angle_count)
+    else:
+        _pass2_fixed(W0, W_final, moments, s, idx, window, out, path, angle_sum, angle_count)
     out["mean_step"] = out["path_length"] / np.where(window > 0, window, np.nan)
     out["curves"] = curves
     return out
 
 
+def _finish_window(done_mask, idx, out, path, angle_sum, angle_count) -> None:
+    """Write the path length and mean angles of the trials whose window ended (``done_mask``)."""
+    done = idx[done_mask]
+    out["path_length"][done] = path[done_mask]
+    means = angle_sum[:, done_mask] / angle_count[:, done_mask]  # 0/0 = NaN: no defined angle
+    out["mean_as"][done], out["mean_ae"][done], out["mean_ae_printed"][done] = means
+
+
+def _pass2_fixed(W0, W_final, moments, s, idx, window, out, path, angle_sum, angle_count) -> None:
+    """Pass 2, fixed second layer: replay GD from ``W0`` over each window, measuring steps and angles.
+
+    The iterate is carried as its displacements ``D = W − W_0`` and ``E = W − W_f``, both moved by the same
+    step ``−η 1 gᵀ``, so that ``‖W − W_0‖`` and ``‖W − W_f‖`` cost one reduction each; ``1ᵀW = 1ᵀW_0 + 1ᵀD``,
+    and ``⟨W − V, 1gᵀ⟩ = (1ᵀ(W − V))·g``.
+    """
+    width = W0.shape[0]
+    start_u = W0[..., idx].sum(axis=0)
+    end_shift = W_final[..., idx].sum(axis=0) - start_u  # 1ᵀ(W_f − W_0)
+    D = np.zeros_like(W0[..., idx])
+    E = W0[..., idx] - W_final[..., idx]
+    reach, win = out["distance"][idx], window[idx]
+    inner, denominator = np.empty((3, idx.size)), np.empty((3, idx.size))
+    t = 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        while idx.size:
+            moved = D.sum(axis=0)  # 1ᵀ(W − W_0)
+            g = _gradient_u(start_u + moved, moments)
+            grad_norm = np.sqrt(_dot_d(g, g) * width)
+            if t == 0:
+                out["first_step"][idx] = s.lr * grad_norm
+            else:  # A_s is undefined at t = 0, so every angle is averaged over t = 1..T-1
+                inner[0] = _dot_d(moved, g)
+                inner[1] = _dot_d(moved - end_shift, g)
+                inner[2] = inner[1]
+                np.einsum("im,im->m", D.reshape(-1, idx.size), D.reshape(-1, idx.size), out=denominator[0])
+                np.einsum("im,im->m", E.reshape(-1, idx.size), E.reshape(-1, idx.size), out=denominator[1])
+                np.sqrt(denominator[:2], out=denominator[:2])
+                denominator[2] = reach
+                denominator *= grad_norm
+                _accumulate_angles(angle_sum, angle_count, inner, denominator)
+            path += s.lr * grad_norm
+            t += 1
+            alive = win > t
+            if not alive.all():
+                _finish_window(~alive, idx, out, path, angle_sum, angle_count)
+                idx, D, E, g, start_u, end_shift, reach, win, path = _keep(
+                    alive, idx, D, E, g, start_u, end_shift, reach, win, path
+                )
+                angle_sum, angle_count = angle_sum[:, alive], angle_count[:, alive]
+                inner, denominator = np.empty((3, idx.size)), np.empty((3, idx.size))
+            if idx.size:
+                step = (s.lr * g)[None, :, :]
+                D -= step
+                E -= step
+
+
+def _pass2_trainable(W0, a0, W_final, a_final, moments, s, idx, window, out, path, angle_sum, angle_count):
+    """Pass 2, trainable second layer: replay GD from ``(W0, a0)`` over each window (general gradient)."""
+    W, a, start_W, start_a, end_W, end_a, reach, win = _keep(
+        idx, W0, a0, W0, a0, W_final, a_final, out["distance"], window
+    )
+    t = 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        while idx.size:
+            _, g = _forward(W, a, moments)
+            if t == 0:
+                grad_norm = np.sqrt(_grad_sq_norm(W, a, g))
+                out["first_step"][idx] = s.lr * grad_norm
+            else:
+                grad_norm, inner0, norm0, inner_f, norm_f = _angle_terms(
+                    W, a, g, start_W, end_W, start_a, end_a
+                )
+                _accumulate_angles(
+                    angle_sum,
+                    angle_count,
+                    np.stack([inner0, inner_f, inner_f]),
+                    np.stack([norm0, norm_f, reach]) * grad_norm,
+                )
+            path += s.lr * grad_norm
+            t += 1
+            alive = win > t
+            if not alive.all():
+                _finish_window(~alive, idx, out, path, angle_sum, angle_count)
+                idx, W, a, g, start_W, start_a, end_W, end_a, reach, win, path = _keep(
+                    alive, idx, W, a, g, start_W, start_a, end_W, end_a, reach, win, path
+                )
+                angle_sum, angle_count = angle_sum[:, alive], angle_count[:, alive]
+            if idx.size:
+                _step(W, a, g, s.lr)
+
+
 def _grad_sq_norm(W, a, g) -> np.ndarray:
     """``‖∇F‖²`` per trial: ``‖a gᵀ‖² = ‖a‖²‖g‖²`` (a = 1 when fixed), plus ``‖W g‖²`` when a is trained."""
-    g2 = (g * g).sum(axis=0)
+    g2 = _dot_d(g, g)
     if a is None:
         return W.shape[0] * g2
     grad_a = (W * g[None, :, :]).sum(axis=1)
-    return (a * a).sum(axis=0) * g2 + (grad_a * grad_a).sum(axis=0)
+    return np.einsum("km,km->m", a, a) * g2 + np.einsum("km,km->m", grad_a, grad_a)
 
 
 def _angle_terms(W, a, g, W0, Wf, a0, af):
     """Per trial ``‖∇F‖, ⟨θ−θ0, ∇F⟩, ‖θ−θ0‖, ⟨θ−θf, ∇F⟩, ‖θ−θf‖`` (``∇_W F = a gᵀ``, ``∇_a F = W g``)."""
     d0 = W - W0
     df = W - Wf
-    if a is None:
-        inner0 = (d0.sum(axis=0) * g).sum(axis=0)
-        inner_f = (df.sum(axis=0) * g).sum(axis=0)
-        return np.sqrt(_grad_sq_norm(W, None, g)), inner0, _norm(d0), inner_f, _norm(df)
     grad_a = (W * g[None, :, :]).sum(axis=1)
-    grad_norm = np.sqrt((a * a).sum(axis=0) * (g * g).sum(axis=0) + (grad_a * grad_a).sum(axis=0))
+    grad_norm = np.sqrt(_grad_sq_norm(W, a, g))
     da0, daf = a - a0, a - af
     inner0 = ((a[:, None, :] * d0).sum(axis=0) * g).sum(axis=0) + (da0 * grad_a).sum(axis=0)
     inner_f = ((a[:, None, :] * df).sum(axis=0) * g).sum(axis=0) + (daf * grad_a).sum(axis=0)
@@ -510,15 +584,18 @@ def _angle_terms(W, a, g, W0, Wf, a0, af):
     return grad_norm, inner0, norm0, inner_f, norm_f
 
 
-def _accumulate_angle(total, count, inner, denominator) -> None:
-    """Add ``arccos(inner/denominator)`` where the angle is defined (positive, finite denominator).
+def _accumulate_angles(total, count, inner, denominator) -> None:
+    """Add ``arccos(inner/denominator)`` (arrays of shape (3, m); ``inner`` is overwritten) where defined.
 
-    The ratio is clipped to ``[−1, 1]``: for a true cosine only rounding exceeds it; the paper's printed
-    ``A_e`` is not a cosine and can exceed it on oscillating paths.
+    An angle is defined where the denominator is positive (not where a vector is zero; pass 2 never sees
+    infinities, diverged trials have no window). The ratio is clipped to ``[−1, 1]``: for a true cosine
+    only rounding exceeds it; the paper's printed ``A_e`` is not a cosine and can exceed it.
     """
-    defined = (denominator > 0) & np.isfinite(denominator) & np.isfinite(inner)
-    angle = np.arccos(np.clip(inner / np.where(defined, denominator, 1.0), -1.0, 1.0))
-    total += np.where(defined, angle, 0.0)
+    defined = denominator > 0
+    np.divide(inner, denominator, out=inner)  # 0/0 and x/0 where undefined: masked below
+    np.clip(inner, -1.0, 1.0, out=inner)
+    np.arccos(inner, out=inner)
+    total += np.where(defined, inner, 0.0)
     count += defined
 
 
@@ -853,6 +930,8 @@ def reference_trial(
                 break
             if (converged and s.fixed_steps is None) or t >= stop_at:
                 status = CONVERGED if converged else NOT_CONVERGED
+                if converged and math.isnan(halting):  # at the rounding floor before reaching eps
+                    halting = float(t)
                 break
             W = W - s.lr * grad_W
             if trainable:

@@ -76,7 +76,8 @@ def test_scalar_input_monte_carlo_matches_closed_forms(width, law, scale, lr_fac
         if math.isnan(expected):
             assert np.all(np.isnan(getattr(mc, mine)))
         else:
-            np.testing.assert_allclose(getattr(mc, mine), expected, atol=2e-6, err_msg=mine)
+            # exact values 0 and pi sit where arccos is ill-conditioned: rounding gives ~1e-6 rad
+            np.testing.assert_allclose(getattr(mc, mine), expected, atol=1e-5, err_msg=mine)
 
     # expectations over the init law
     assert_within_ci(mc.summary("distance"), lnn.expected_direct_distance(data, width, law, scale), "E[D0]")

@@ -38,8 +38,9 @@ def assert_matches_reference(result, W0, data, lr, a0=None, **kwargs):
                 getattr(result, name)[i], ref[name], rtol=1e-9, atol=1e-12, err_msg=name
             )
         for name in ANGLES:
-            # arccos near ±1 turns a rounding error δ of the cosine into √(2δ) ≈ 1e-8 rad: compare to 1e-6
-            np.testing.assert_allclose(getattr(result, name)[i], ref[name], rtol=0, atol=1e-6, err_msg=name)
+            # arccos near ±1 turns a relative error δ of the cosine into √(2δ); at the end of the halting
+            # window the vectors are ~eps shorter than the weights, so δ ~ 1e-16/eps: compare to 1e-5 rad
+            np.testing.assert_allclose(getattr(result, name)[i], ref[name], rtol=0, atol=1e-5, err_msg=name)
 
 
 def random_data(rng, n, d):
@@ -93,11 +94,13 @@ def test_trainable_second_layer_matches_the_plain_loop(width, input_dim, ones, l
 
 
 def test_fixed_steps_mode_matches_the_plain_loop_and_runs_every_step():
+    # rates 1 - 2 lr K lambda = 0.94 and 0.98: after 60 steps the iterate is still far above rounding level
+    # (past it, A_e would be the angle between rounding-noise vectors, different in any two implementations)
     data = builtin_dataset(2)
     W0 = sample("ball", 0.5, 4, 3, 2, 5)
-    result = simulate_width(W0, data, 0.05, fixed_steps=60)
+    result = simulate_width(W0, data, 0.005, fixed_steps=60)
     assert np.all(result.steps == 60)
-    assert_matches_reference(result, W0, data, 0.05, fixed_steps=60)
+    assert_matches_reference(result, W0, data, 0.005, fixed_steps=60)
 
 
 def test_same_seed_gives_identical_numbers_and_widths_are_independent_streams():
@@ -156,8 +159,8 @@ def test_scalar_fixed_net_angles_and_path_are_those_of_a_straight_line():
     data = builtin_dataset()
     W0 = sample("ball", 0.5, 100, 2, 1, 3)  # rho = 1 - 0.75 = 0.25
     result = simulate_width(W0, data, 0.1, eps=1e-6)
-    np.testing.assert_allclose(result.mean_as, math.pi, atol=1e-6)
-    np.testing.assert_allclose(result.mean_ae, 0.0, atol=1e-6)
+    np.testing.assert_allclose(result.mean_as, math.pi, atol=1e-5)  # arccos conditioning, see above
+    np.testing.assert_allclose(result.mean_ae, 0.0, atol=1e-5)
     # the halting window stops short of the limit: path = D0 (1 - rho^T)
     np.testing.assert_allclose(
         result.path_length, result.distance * (1 - 0.25**result.halting_time), rtol=1e-9
