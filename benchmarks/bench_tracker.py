@@ -1,21 +1,25 @@
 """Overhead of the traversal tracker: training-step time with and without it, side by side in one run.
 
 For an LSTM and an RHN character model at two widths, one model trains on real text (Shakespeare,
-the default corpus) with SGD + gradient clipping, B = 32, T = 150 by default, one thread. Steps are
-timed one by one in blocks that rotate between three sides, so that slow drift (thermal, other
-processes) hits all sides alike:
+the default corpus) with SGD + gradient clipping, B = 32, T = 150 by default, one thread. Consecutive
+training steps rotate between three sides (off, snapshots, reference, then reversed, ...), so that
+drift and background load hit all sides alike:
 
 * ``off``        — forward, backward, clip, ``optimizer.step()``;
-* ``snapshots``  — the same plus ``tracker.step()``, tracker built with schedule ``every:1``, all groups,
-                   As online and Ae by snapshots (the default method; the Ae arithmetic itself happens
-                   once in ``finalize()``, timed separately and reported per tracked step);
+* ``snapshots``  — the same plus ``tracker.step()``: schedule ``every:1`` (every call is tracked), all
+                   groups, As online and Ae by snapshots (the default method; the Ae arithmetic itself
+                   happens once in ``finalize()``, timed separately and reported per tracked step);
 * ``reference``  — the same with ``ae_method="reference"``: both angles computed online every step.
 
-A fresh tracker is built (untimed) for every tracked block and finalized after it. Reported: the median
-step time per side and the ratios median(side) / median(off). The last line is
-``RESULT tracker_overhead_max=<largest median ratio over models and both tracked sides>``.
+Each tracked side keeps its tracker for 8 of its steps, then finalizes it (timed apart) and builds a
+fresh one (untimed), which bounds the snapshot memory. Because the sides interleave, a tracker's Δ spans
+three training steps; its cost does not depend on that. Reported per model: median step time per side,
+the ratios median(side) / median(off), the median cost of the ``tracker.step()`` call itself on tracked
+and untracked steps (the latter measured on a third tracker with schedule ``every:1000000`` after the
+timed run), and the overhead that implies for a sparse schedule (``every:10``).
+The last line is ``RESULT tracker_overhead_max=<largest median ratio over models and tracked sides>``.
 
-Usage: ``python benchmarks/bench_tracker.py [--seq-len 150] [--seconds 45] [--configs lstm:128,...]``.
+Usage: ``python benchmarks/bench_tracker.py [--seq-len 150] [--seconds 40] [--configs lstm:128,...]``.
 Run it on a quiet machine: other processes on the same cores inflate both sides and add noise.
 """
 
@@ -91,42 +95,76 @@ class Trainer:
         nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
         if tracker is not None:
-            tracker.step()
+            self.last_tracker_seconds = timed_tracker_step(tracker)
         elapsed = time.perf_counter() - start
         self.state = detach(state)
         return elapsed
 
 
-def make_tracker(side: str, model: nn.Module) -> TraversalTracker | None:
-    if side == "off":
-        return None
+TRACKER_BLOCK = 8
+
+
+def make_tracker(side: str, model: nn.Module, schedule: str = "every:1") -> TraversalTracker:
     if side == "snapshots":
-        return TraversalTracker(model, schedule="every:1", ae_method="snapshots")
+        return TraversalTracker(model, schedule=schedule, ae_method="snapshots")
     reference = {name: p.detach().clone() for name, p in model.named_parameters()}
-    return TraversalTracker(model, schedule="every:1", ae_method="reference", reference=reference)
+    return TraversalTracker(model, schedule=schedule, ae_method="reference", reference=reference)
+
+
+def timed_tracker_step(tracker: TraversalTracker) -> float:
+    start = time.perf_counter()
+    tracker.step()
+    return time.perf_counter() - start
 
 
 def measure(kind: str, width: int, dataset: CharDataset, args) -> dict:
     trainer = Trainer(kind, width, dataset, args.batch, args.seq_len)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     warm = [trainer.step(None) for _ in range(2)]
-    step_guess = statistics.median(warm)
-    block = max(2, min(8, round(args.seconds / (3 * 4 * step_guess))))
-    rounds = max(3, min(12, round(args.seconds / (3 * block * step_guess))))
+    per_side = max(args.min_steps, round(args.seconds / (3 * statistics.median(warm))))
     times: dict[str, list[float]] = {side: [] for side in SIDES}
+    call_times: dict[str, list[float]] = {side: [] for side in SIDES[1:]}
     finalize_per_step: list[float] = []
-    for r in range(rounds):
-        order = SIDES[r % 3 :] + SIDES[: r % 3]  # rotate the side order to cancel drift
+    trackers: dict[str, TraversalTracker | None] = {side: None for side in SIDES[1:]}
+    counts = dict.fromkeys(SIDES[1:], 0)
+
+    def retire(side: str) -> None:
+        tracker = trackers[side]
+        start = time.perf_counter()
+        tracker.finalize()
+        if side == "snapshots":
+            finalize_per_step.append((time.perf_counter() - start) / tracker.steps)
+        trackers[side] = None
+
+    for cycle in range(per_side):
+        order = SIDES if cycle % 2 == 0 else SIDES[::-1]
         for side in order:
-            tracker = make_tracker(side, trainer.model)
-            for _ in range(block):
-                times[side].append(trainer.step(tracker))
-            if tracker is not None:
-                start = time.perf_counter()
-                tracker.finalize()
-                if side == "snapshots":
-                    finalize_per_step.append((time.perf_counter() - start) / block)
+            if side == "off":
+                times[side].append(trainer.step(None))
+                continue
+            if trackers[side] is None:
+                trackers[side] = make_tracker(side, trainer.model)
+            times[side].append(trainer.step(trackers[side]))
+            call_times[side].append(trainer.last_tracker_seconds)
+            counts[side] += 1
+            if counts[side] % TRACKER_BLOCK == 0:
+                retire(side)
+    for side in SIDES[1:]:
+        if trackers[side] is not None:
+            retire(side)
+    # the tracker.step() call on untracked steps (every-step sums only), for the sparse-schedule estimate
+    sparse = make_tracker("reference", trainer.model, schedule="every:1000000")
+    untracked = []
+    for i in range(6):
+        trainer.step(None)
+        duration = timed_tracker_step(sparse)
+        if i > 0:  # step 0 is tracked
+            untracked.append(duration)
+    sparse.close()
     medians = {side: statistics.median(values) for side, values in times.items()}
+    call = {side: statistics.median(values) for side, values in call_times.items()}
+    untracked_call = statistics.median(untracked)
+    sparse_ratio = 1 + (0.9 * untracked_call + 0.1 * call["reference"]) / medians["off"]
     return {
         "model": f"{kind} H={width}",
         "key": f"{kind}_h{width}",
@@ -134,6 +172,9 @@ def measure(kind: str, width: int, dataset: CharDataset, args) -> dict:
         "steps": {side: len(values) for side, values in times.items()},
         "medians": medians,
         "ratios": {side: medians[side] / medians["off"] for side in SIDES[1:]},
+        "call": call,
+        "untracked_call": untracked_call,
+        "sparse_ratio": sparse_ratio,
         "finalize_per_step": statistics.median(finalize_per_step),
     }
 
@@ -143,7 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", default="lstm:128,lstm:512,rhn:128,rhn:512", help="kind:width list")
     parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
     parser.add_argument("--seq-len", type=int, default=150, help="BPTT window T in characters (default 150)")
-    parser.add_argument("--seconds", type=float, default=45.0, help="target seconds of timed steps per model")
+    parser.add_argument("--seconds", type=float, default=40.0, help="target seconds of timed steps per model")
+    parser.add_argument(
+        "--min-steps", type=int, default=8, help="at least this many steps per side (default 8)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -154,23 +198,28 @@ def main(argv: list[str] | None = None) -> None:
         f"SGD + clip, {args.threads} thread(s), torch {torch.__version__}"
     )
     header = f"{'model':<12} {'params':>10} {'steps/side':>10} {'off ms':>9} {'snap ms':>9} {'ratio':>7}"
-    header += f" {'ref ms':>9} {'ratio':>7} {'finalize ms/step':>17}"
+    header += f" {'ref ms':>9} {'ratio':>7} {'call snap/ref/untracked ms':>27} {'finalize ms/step':>17}"
+    header += f" {'every:10 est.':>13}"
     print(header)
     results = []
     for spec in args.configs.split(","):
         kind, width = spec.split(":")
         result = measure(kind, int(width), dataset, args)
         results.append(result)
-        m, ratio, finalize_ms = result["medians"], result["ratios"], 1e3 * result["finalize_per_step"]
+        m, ratio, call = result["medians"], result["ratios"], result["call"]
+        call_ms = (call["snapshots"], call["reference"], result["untracked_call"])
+        calls = "/".join(f"{1e3 * v:.2f}" for v in call_ms)
         print(
             f"{result['model']:<12} {result['params']:>10,} {result['steps']['off']:>10} "
             f"{1e3 * m['off']:>9.2f} {1e3 * m['snapshots']:>9.2f} {ratio['snapshots']:>7.4f} "
-            f"{1e3 * m['reference']:>9.2f} {ratio['reference']:>7.4f} {finalize_ms:>17.3f}",
+            f"{1e3 * m['reference']:>9.2f} {ratio['reference']:>7.4f} {calls:>27} "
+            f"{1e3 * result['finalize_per_step']:>17.3f} {result['sparse_ratio']:>13.4f}",
             flush=True,
         )
     for result in results:
         for side, value in result["ratios"].items():
             print(f"RESULT tracker_overhead_{result['key']}_{side}={value:.4f}")
+        print(f"RESULT tracker_overhead_{result['key']}_every10_estimate={result['sparse_ratio']:.4f}")
     worst = max(value for result in results for value in result["ratios"].values())
     print(f"RESULT tracker_overhead_max={worst:.4f}")
 

@@ -16,13 +16,15 @@ W_t, As(t) = ∠(g_t, W_t − W_0) and (method permitting) Ae(t) = ∠(g_t, W_t 
 therefore describes the point W_t and the update taken from it; the end point W_T (T = number of calls)
 appears in the summary.
 
-Arithmetic. Tracked parameters are copied (one ``torch._foreach_copy_``) into rows of one float64
-buffer laid out group after group, so a group is a contiguous slice; two rows alternate as W_t and
-W_{t+1}, so the weights are copied once per step. Differences (Δ_t, W_t − W_0, W_t − W*) are formed
-explicitly in float64 — exact for float32/float16/bfloat16 parameters, so no cancellation — and each
-inner product is one ``torch.dot`` over a group slice written into a preallocated float64 tensor. The
-scalars of a tracked step stay on the device in a row buffer copied to the host once per 1024 tracked
-steps or when results are read; untracked steps cost 2 + 2·groups small kernels and no host sync.
+Arithmetic. Tracked parameters are copied (one ``torch._foreach_copy_``) into flat rows kept in the
+parameters' own dtype (lossless), laid out group after group so that a group is a contiguous slice; two
+rows alternate as W_t and W_{t+1}, so the weights are copied once per step. The float64 work happens
+chunk by chunk (32 Ki elements on CPU, so the float64 scratch stays in cache; a whole group per chunk on
+CUDA): the chunk is converted to float64, differences (Δ_t, W_t − W_0, W_t − W*) are formed explicitly —
+exact for float32/float16/bfloat16 parameters, so no cancellation — and each inner product is one
+``torch.dot`` written into a preallocated float64 tensor. The scalars of a tracked step stay on the device
+in a row buffer copied to the host once per 1024 tracked steps or when results are read; nothing in a
+step synchronises with the host.
 """
 
 from __future__ import annotations
@@ -51,12 +53,19 @@ DEFAULT_SNAPSHOT_MEMORY_BYTES = 2**30
 _ROW_BLOCK = 1024
 _FINALIZE_BLOCK_BYTES = 256 * 2**20
 
-# Rows of the float64 work buffer. _W_A and _W_B alternate as W_t and W_{t+1}.
-_DELTA, _W_A, _W_B, _GRAD, _FROM_INIT, _FROM_REF = range(6)
+# Rows of the stored vectors (parameters' dtype, lossless): _W_A and _W_B alternate as W_t and W_{t+1}.
+_W_A, _W_B, _GRAD, _INIT = range(4)
+# Rows of the float64 chunk scratch: rows 1..4 receive the stored rows converted; row 4 (W_0) is then
+# overwritten with W_t − W_0, so that [g, W_t − W_0, W_t − W*] are adjacent for one matrix-vector product.
+_S_DELTA, _S_W_A, _S_W_B, _S_GRAD, _S_FROM_INIT, _S_FROM_REF = range(6)
+# Chunk length for the float64 work on CPU: 6 scratch rows × 32 Ki × 8 B = 1.5 MiB stays in cache.
+_CPU_CHUNK = 1 << 15
 # Columns of the per-step inner products, one row per group (+ all):
-# ‖Δ‖², ⟨W_t, Δ⟩, ‖g‖², ⟨g, W_t − W_0⟩, ‖W_t − W_0‖², ⟨g, W_t − W*⟩, ‖W_t − W*‖².
-_C_STEP_SQ, _C_W_STEP, _C_GRAD_SQ, _C_GRAD_INIT, _C_INIT_SQ, _C_GRAD_REF, _C_REF_SQ = range(7)
-_N_COLUMNS = 7
+# ‖Δ‖², ⟨W_A, Δ⟩, ⟨W_B, Δ⟩ (one of them is ⟨W_t, Δ⟩), ‖g‖², ⟨g, W_t − W_0⟩, ⟨g, W_t − W*⟩,
+# ‖W_t − W_0‖², ‖W_t − W*‖².
+_C_STEP_SQ, _C_W_A_STEP, _C_W_B_STEP, _C_GRAD_SQ, _C_GRAD_INIT, _C_GRAD_REF, _C_INIT_SQ, _C_REF_SQ = range(8)
+_N_COLUMNS = 8
+_C_W_STEP = {_W_A: _C_W_A_STEP, _W_B: _C_W_B_STEP}
 
 StateLike = Mapping[str, torch.Tensor] | nn.Module
 
@@ -120,6 +129,9 @@ class TraversalTracker:
         tracker was built (the usual sign of calling it before ``optimizer.step()``). Pass False when the
         first update may legitimately be a no-op (``torch.amp.GradScaler`` skipping an overflowed step,
         a zero learning rate).
+    chunk_elements:
+        length of the chunks in which the float64 arithmetic is done (default: 32768 on CPU, so the
+        scratch stays in cache; a whole group at once on CUDA). Changes only the summation order.
     """
 
     def __init__(
@@ -132,6 +144,7 @@ class TraversalTracker:
         snapshot_dir: str | os.PathLike | None = None,
         snapshot_memory_bytes: int = DEFAULT_SNAPSHOT_MEMORY_BYTES,
         check_first_step: bool = True,
+        chunk_elements: int | None = None,
     ) -> None:
         if ae_method not in AE_METHODS:
             raise InputError(f"ae_method must be one of {', '.join(AE_METHODS)}, got {ae_method!r}")
@@ -142,7 +155,12 @@ class TraversalTracker:
         if ae_method != "snapshots" and snapshot_dir is not None:
             raise InputError(f"snapshot_dir= is only used with ae_method='snapshots', not {ae_method!r}")
         self._schedule: Callable[[int], bool] = parse_schedule(schedule)
-        self._schedule_spec = schedule if isinstance(schedule, str | int) else repr(schedule)
+        # A stable label (no memory address) so that checkpoints from another process still match.
+        self._schedule_spec = (
+            schedule
+            if isinstance(schedule, str | int)
+            else "callable:" + getattr(schedule, "__qualname__", type(schedule).__name__)
+        )
         self.assignment = assign_groups(model, groups)
         self.ae_method = ae_method
         self._check_first_step = bool(check_first_step)
@@ -157,9 +175,9 @@ class TraversalTracker:
         for name, p in zip(self._names, self._params, strict=True):
             if not p.is_floating_point():
                 raise InputError(f"parameter {name!r} has non-floating dtype {p.dtype}")
-        self.snapshot_dtype = self._params[0].dtype
+        self.store_dtype = self._params[0].dtype  # lossless for every parameter
         for p in self._params[1:]:
-            self.snapshot_dtype = torch.promote_types(self.snapshot_dtype, p.dtype)
+            self.store_dtype = torch.promote_types(self.store_dtype, p.dtype)
 
         # Layout: groups one after another, each a contiguous slice [start, end).
         self.group_names: list[str] = list(self.assignment.tracked)
@@ -177,14 +195,10 @@ class TraversalTracker:
         self.report_groups: list[str] = [*self.group_names, ALL_GROUP]
         n_groups = len(self.group_names)
 
-        n_rows = 6 if ae_method == "reference" else 5
-        self._buf = torch.zeros((n_rows, self.n_params), dtype=torch.float64, device=self.device)
-        self._weight_views = {row: self._row_views(row) for row in (_W_A, _W_B)}
-        self._grad_views = self._row_views(_GRAD)
+        self._rows = torch.zeros((4, self.n_params), dtype=self.store_dtype, device=self.device)
+        self._row_views = [self._param_views(row) for row in (_W_A, _W_B, _GRAD)]
         self._cur = _W_A  # the row holding W_t
         self._values = torch.zeros((n_groups + 1, _N_COLUMNS), dtype=torch.float64, device=self.device)
-        self._every_dots = {cur: self._dot_plan(cur, tracked=False) for cur in (_W_A, _W_B)}
-        self._tracked_dots = self._dot_plan(_W_A, tracked=True)
         # acc[0] = Σ‖Δ_t‖², acc[1] = Σ⟨W_t, Δ_t⟩, acc[2] = Σ‖Δ_t‖ (path length), per group + all.
         self._acc = torch.zeros((3, n_groups + 1), dtype=torch.float64, device=self.device)
         self._row_width = _N_COLUMNS + 1
@@ -196,23 +210,33 @@ class TraversalTracker:
         self._tracked_steps: list[int] = []
 
         with torch.no_grad():
-            torch._foreach_copy_(self._weight_views[_W_A], self._params)
-            self._w0 = self._buf[_W_A].clone()
-            init_sq = self._group_dots(self._w0, self._w0)
+            torch._foreach_copy_(self._row_views[_W_A], self._params)
+            self._rows[_INIT].copy_(self._rows[_W_A])
+            self._w0 = self._rows[_INIT]
+            w0 = self._w0.double()
+            init_sq = self._group_dots(w0, w0)
             self._ref: torch.Tensor | None = None
             ref_to_init_sq = None
             if ae_method == "reference":
                 self._ref = self._flatten_state(reference, "reference")
-                ref_to_init = self._ref - self._w0
+                ref_to_init = self._ref - w0
                 ref_to_init_sq = self._group_dots(ref_to_init, ref_to_init)
                 del ref_to_init
+            del w0
         self._init_sq = init_sq.cpu().numpy()
         self._ref_to_init_sq = None if ref_to_init_sq is None else ref_to_init_sq.cpu().numpy()
+        if chunk_elements is None:
+            chunk_elements = 0 if self.device.type == "cuda" else _CPU_CHUNK
+        if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int) or chunk_elements < 0:
+            raise InputError(
+                f"chunk_elements must be a positive integer (0 = whole groups), got {chunk_elements!r}"
+            )
+        self._build_chunk_plan(chunk_elements or None)
 
         self._snapshots: SnapshotStore | None = None
         if ae_method == "snapshots":
             self._snapshots = SnapshotStore(
-                self.n_params, self.snapshot_dtype, self.device, snapshot_memory_bytes, snapshot_dir
+                self.n_params, self.store_dtype, self.device, snapshot_memory_bytes, snapshot_dir
             )
 
         self._t = 0
@@ -223,30 +247,58 @@ class TraversalTracker:
         self._records_cache: list[dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ layout helpers
-    def _row_views(self, row: int) -> list[torch.Tensor]:
+    def _param_views(self, row: int) -> list[torch.Tensor]:
         return [
-            self._buf[row, offset : offset + p.numel()].view(p.shape)
+            self._rows[row, offset : offset + p.numel()].view(p.shape)
             for offset, p in zip(self._offsets, self._params, strict=True)
         ]
 
-    def _dot_plan(self, cur: int, tracked: bool) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """(a, b, out) triples: ``torch.dot(a, b, out=out)`` fills the step's inner products per group."""
-        if tracked:
-            pairs = [
-                (_GRAD, _GRAD, _C_GRAD_SQ),
-                (_GRAD, _FROM_INIT, _C_GRAD_INIT),
-                (_FROM_INIT, _FROM_INIT, _C_INIT_SQ),
-            ]
-            if self.ae_method == "reference":
-                pairs += [(_GRAD, _FROM_REF, _C_GRAD_REF), (_FROM_REF, _FROM_REF, _C_REF_SQ)]
+    def _build_chunk_plan(self, chunk: int | None) -> None:
+        """Split every group into chunks (never across groups) and prepare their views once.
+
+        For each chunk: the stored rows to convert, the float64 scratch rows, and the output slots of
+        its inner products. With one chunk per group the dots write straight into the group rows.
+        """
+        longest = max(end - start for start, end in self._segments)
+        width = longest if chunk is None else min(chunk, longest)
+        self._scratch = torch.zeros((6, width), dtype=torch.float64, device=self.device)
+        spans = []
+        for group, (start, end) in enumerate(self._segments):
+            for a in range(start, end, width):
+                spans.append((group, a, min(end, a + width)))
+        self._one_chunk_per_group = len(spans) == len(self._segments)
+        if self._one_chunk_per_group:
+            self._chunk_values = self._values[: len(self._segments)]
         else:
-            pairs = [(_DELTA, _DELTA, _C_STEP_SQ), (_DELTA, cur, _C_W_STEP)]
-        buf = self._buf
-        return [
-            (buf[row_a, s:e], buf[row_b, s:e], self._values[group, column])
-            for group, (s, e) in enumerate(self._segments)
-            for row_a, row_b, column in pairs
-        ]
+            self._chunk_values = torch.zeros(
+                (len(spans), _N_COLUMNS), dtype=torch.float64, device=self.device
+            )
+            self._chunk_group = torch.tensor([g for g, _, _ in spans], dtype=torch.long, device=self.device)
+        plan = []
+        for index, (_, a, b) in enumerate(spans):
+            scratch = self._scratch[:, : b - a]
+            out = self._chunk_values[index]
+            plan.append(
+                {
+                    "source2": self._rows[_W_A : _W_B + 1, a:b],
+                    "source4": self._rows[_W_A : _INIT + 1, a:b],
+                    "target2": scratch[_S_W_A : _S_W_B + 1],
+                    "target4": scratch[_S_W_A : _S_FROM_INIT + 1],
+                    "delta": scratch[_S_DELTA],
+                    "step_rows": scratch[_S_DELTA : _S_W_B + 1],
+                    "weights": {_W_A: scratch[_S_W_A], _W_B: scratch[_S_W_B]},
+                    "grad": scratch[_S_GRAD],
+                    "grad_rows": scratch[_S_GRAD : (_S_FROM_REF if self._ref is None else _S_FROM_REF + 1)],
+                    "from_init": scratch[_S_FROM_INIT],
+                    "from_ref": scratch[_S_FROM_REF],
+                    "ref": None if self._ref is None else self._ref[a:b],
+                    "out_step": out[_C_STEP_SQ : _C_W_B_STEP + 1],
+                    "out_grad": out[_C_GRAD_SQ : (_C_GRAD_REF if self._ref is None else _C_GRAD_REF + 1)],
+                    "out_init_sq": out[_C_INIT_SQ],
+                    "out_ref_sq": out[_C_REF_SQ],
+                }
+            )
+        self._plan = plan
 
     def _group_dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """⟨a, b⟩ per group and for all (flat float64 vectors in the tracker's layout), on the device."""
@@ -307,19 +359,34 @@ class TraversalTracker:
                     "tracker.step(): no tracked parameter has a gradient; call it after loss.backward() and "
                     "optimizer.step(), before optimizer.zero_grad()"
                 )
-        buf, cur = self._buf, self._cur
+        cur = self._cur
         nxt = _W_A + _W_B - cur
-        torch._foreach_copy_(self._weight_views[nxt], self._params)
-        torch.sub(buf[nxt], buf[cur], out=buf[_DELTA])
-        for a, b, out in self._every_dots[cur]:
-            torch.dot(a, b, out=out)
+        torch._foreach_copy_(self._row_views[nxt], self._params)
         if tracked:
             self._copy_grads(grads)
-            torch.sub(buf[cur], self._w0, out=buf[_FROM_INIT])
-            if self._ref is not None:
-                torch.sub(buf[cur], self._ref, out=buf[_FROM_REF])
-            for a, b, out in self._tracked_dots:
-                torch.dot(a, b, out=out)
+        dot, sub, mv = torch.dot, torch.sub, torch.mv
+        for chunk in self._plan:
+            # float64 copies of (W_A, W_B) — plus g and W_0 on tracked steps — in one conversion
+            if tracked:
+                chunk["target4"].copy_(chunk["source4"])
+            else:
+                chunk["target2"].copy_(chunk["source2"])
+            delta, weights = chunk["delta"], chunk["weights"][cur]
+            sub(chunk["weights"][nxt], weights, out=delta)
+            mv(chunk["step_rows"], delta, out=chunk["out_step"])  # ‖Δ‖², ⟨W_A, Δ⟩, ⟨W_B, Δ⟩
+            if tracked:
+                from_init = chunk["from_init"]
+                sub(weights, from_init, out=from_init)  # the row held W_0; now W_t − W_0
+                if chunk["ref"] is not None:
+                    sub(weights, chunk["ref"], out=chunk["from_ref"])
+                    dot(chunk["from_ref"], chunk["from_ref"], out=chunk["out_ref_sq"])
+                mv(
+                    chunk["grad_rows"], chunk["grad"], out=chunk["out_grad"]
+                )  # ‖g‖², ⟨g, W_t − W_0⟩[, ⟨g, W_t − W*⟩]
+                dot(from_init, from_init, out=chunk["out_init_sq"])
+        if not self._one_chunk_per_group:
+            self._values.zero_()
+            self._values.index_add_(0, self._chunk_group, self._chunk_values)
         values, n_groups = self._values, len(self._segments)
         torch.sum(values[:n_groups], dim=0, out=values[n_groups])
         if first_check and float(values[n_groups, _C_STEP_SQ]) == 0.0:
@@ -332,9 +399,9 @@ class TraversalTracker:
             self._store_row(values)
             self._tracked_steps.append(t)
             if self._snapshots is not None:
-                self._snapshots.append(buf[cur], buf[_GRAD])
+                self._snapshots.append(self._rows[cur], self._rows[_GRAD])
         self._acc[0].add_(step_sq)
-        self._acc[1].add_(values[:, _C_W_STEP])
+        self._acc[1].add_(values[:, _C_W_STEP[cur]])
         self._acc[2].add_(step_sq.clamp(min=0).sqrt())
         self._cur = nxt
         self._t = t + 1
@@ -342,7 +409,7 @@ class TraversalTracker:
 
     def _copy_grads(self, grads: list[torch.Tensor | None]) -> None:
         targets, sources = [], []
-        for view, grad in zip(self._grad_views, grads, strict=True):
+        for view, grad in zip(self._row_views[_GRAD], grads, strict=True):
             if grad is None:
                 view.zero_()  # a parameter the loss did not touch this step: zero gradient
             else:
@@ -376,9 +443,9 @@ class TraversalTracker:
         if math.isfinite(value) and (self._best is None or value < self._best[1]):
             self._best = (self._t, value)
             if self._best_w is None:
-                self._best_w = self._buf[self._cur].clone()
+                self._best_w = self._rows[self._cur].clone()
             else:
-                self._best_w.copy_(self._buf[self._cur])
+                self._best_w.copy_(self._rows[self._cur])
 
     # ------------------------------------------------------------------ checkpoints
     @torch.no_grad()
@@ -401,7 +468,7 @@ class TraversalTracker:
         if self._snapshots is not None:
             blocks = [block.clone() for _, block in self._snapshots.iterate(len(self._snapshots) or 1)]
             snapshots = (
-                torch.cat(blocks) if blocks else torch.empty((0, 2, self.n_params), dtype=self.snapshot_dtype)
+                torch.cat(blocks) if blocks else torch.empty((0, 2, self.n_params), dtype=self.store_dtype)
             )
         return {
             "version": SCHEMA_VERSION,
@@ -410,10 +477,10 @@ class TraversalTracker:
             "ae_method": self.ae_method,
             "schedule": str(self._schedule_spec),
             "steps": self._t,
-            "weights": host(self._buf[self._cur], self.snapshot_dtype),
-            "initial": host(self._w0, self.snapshot_dtype),
+            "weights": host(self._rows[self._cur], self.store_dtype),
+            "initial": host(self._w0, self.store_dtype),
             "reference": host(self._ref, torch.float64),
-            "best_weights": host(self._best_w, self.snapshot_dtype),
+            "best_weights": host(self._best_w, self.store_dtype),
             "best": None if self._best is None else [self._best[0], self._best[1]],
             "validation": [[step, loss] for step, loss in self._validation],
             "sums": self._acc.to("cpu", copy=True),
@@ -446,16 +513,16 @@ class TraversalTracker:
         if rows.ndim != 3 or rows.shape[1:] != (len(self.report_groups), self._row_width):
             raise InputError("tracker state does not match this tracker: row layout differs")
         self._cur = _W_A
-        self._buf[_W_A].copy_(state["weights"])
-        self._w0.copy_(state["initial"])
+        self._rows[_W_A].copy_(state["weights"])
+        self._rows[_INIT].copy_(state["initial"])
+        w0 = self._w0.double()
         if self._ref is not None:
             self._ref.copy_(state["reference"])
-            ref_to_init = self._ref - self._w0
+            ref_to_init = self._ref - w0
             self._ref_to_init_sq = self._group_dots(ref_to_init, ref_to_init).cpu().numpy()
-        self._init_sq = self._group_dots(self._w0, self._w0).cpu().numpy()
-        self._best_w = (
-            None if state["best_weights"] is None else state["best_weights"].to(self.device, torch.float64)
-        )
+        self._init_sq = self._group_dots(w0, w0).cpu().numpy()
+        best = state["best_weights"]
+        self._best_w = None if best is None else best.to(self.device, self.store_dtype, copy=True)
         self._best = None if state["best"] is None else (int(state["best"][0]), float(state["best"][1]))
         self._validation = [(int(step), float(loss)) for step, loss in state["validation"]]
         self._acc.copy_(state["sums"])
@@ -477,7 +544,7 @@ class TraversalTracker:
                 )
             return self._ref, "reference"
         if w_star is None or (isinstance(w_star, str) and w_star == "final"):
-            return self._buf[self._cur].clone(), "final"
+            return self._rows[self._cur].double(), "final"
         if isinstance(w_star, str):
             if w_star != "best":
                 raise InputError(
@@ -485,7 +552,7 @@ class TraversalTracker:
                 )
             if self._best_w is None:
                 raise InputError("finalize(w_star='best') needs report_validation() calls with a finite loss")
-            return self._best_w, "best"
+            return self._best_w.double(), "best"
         return self._flatten_state(w_star, "w_star"), "given"
 
     @torch.no_grad()
@@ -503,19 +570,18 @@ class TraversalTracker:
             raise InputError("finalize() before any tracker.step(): nothing was tracked")
         star, label = self._resolve_w_star(w_star)
         self._flush_rows()
-        buf = self._buf
-        final, init = buf[self._cur], self._w0
-        torch.sub(final, star, out=buf[_DELTA])
-        torch.sub(init, star, out=buf[_FROM_INIT])
-        torch.sub(final, init, out=buf[_GRAD])
+        final, init = self._rows[self._cur].double(), self._w0.double()
+        final_from_star, init_from_star, displacement = final - star, init - star, final - init
+        del final, init
         sums = torch.stack(
             [
-                self._group_dots(buf[_DELTA], buf[_DELTA]),  # ‖W_T − W*‖²
-                self._group_dots(buf[_FROM_INIT], buf[_FROM_INIT]),  # ‖W_0 − W*‖²
-                self._group_dots(star, buf[_GRAD]),  # ⟨W*, W_T − W_0⟩
-                self._group_dots(buf[_GRAD], buf[_GRAD]),  # ‖W_T − W_0‖²
+                self._group_dots(final_from_star, final_from_star),  # ‖W_T − W*‖²
+                self._group_dots(init_from_star, init_from_star),  # ‖W_0 − W*‖²
+                self._group_dots(star, displacement),  # ⟨W*, W_T − W_0⟩
+                self._group_dots(displacement, displacement),  # ‖W_T − W_0‖²
             ]
         )
+        del final_from_star, init_from_star, displacement
         host = torch.cat([sums, self._acc]).cpu().numpy()
         final_to_star_sq, init_to_star_sq, star_dot_disp, final_from_init_sq = host[:4]
         sum_step_sq, sum_w_dot_step, path_length = host[4:]
@@ -538,9 +604,8 @@ class TraversalTracker:
             "ae_sq": ae_sq,
         }
         # Training is over: drop the device buffers (the snapshot store is already closed).
-        self._buf = self._w0 = self._ref = self._best_w = None
-        self._weight_views, self._grad_views = {}, []
-        self._every_dots, self._tracked_dots = {}, []
+        self._rows = self._w0 = self._ref = self._best_w = self._scratch = self._chunk_values = None
+        self._row_views, self._plan = [], []
         self._records_cache = None
         return self.summary()
 
@@ -659,7 +724,7 @@ class TraversalTracker:
             final_from_init_sq, sum_step_sq = f["final_from_init_sq"], f["sum_step_sq"]
             sum_w_dot_step, path_length = f["sum_w_dot_step"], f["path_length"]
         else:
-            displacement = self._buf[self._cur] - self._w0
+            displacement = self._rows[self._cur].double() - self._w0.double()
             host = torch.cat([self._group_dots(displacement, displacement)[None], self._acc]).cpu().numpy()
             final_from_init_sq, sum_step_sq, sum_w_dot_step, path_length = host
         metrics = self._step_metrics()
@@ -739,7 +804,7 @@ class TraversalTracker:
             "groups": {group: list(self.assignment.tracked[group]) for group in self.group_names},
             "n_params": self.n_params,
             "device": str(self.device),
-            "snapshot_dtype": str(self.snapshot_dtype).removeprefix("torch."),
+            "store_dtype": str(self.store_dtype).removeprefix("torch."),
             "n_steps": self._t,
             "tracked_steps": list(self._tracked_steps),
             "validation": [{"step": s, "loss": _json_float(v)} for s, v in self._validation],

@@ -59,11 +59,13 @@ def test_automatic_groups_match_hand_written_groups(kind):
     assert assign_groups(model).tracked == {g: names for g, names in model.groups.items() if names}
 
 
+@pytest.mark.parametrize("chunk", [None, 7])
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 @pytest.mark.parametrize("kind", sorted(MODELS))
-def test_metrics_match_brute_force_with_snapshots(kind, optimizer):
+def test_metrics_match_brute_force_with_snapshots(kind, optimizer, chunk):
+    """chunk=7 splits every group into many chunks (the CPU path for large models)."""
     steps = 6
-    model, tracker, ref = train(kind, optimizer, steps, {"schedule": "every:1"})
+    model, tracker, ref = train(kind, optimizer, steps, {"schedule": "every:1", "chunk_elements": chunk})
     w_star = perturbed_state(model, 0.05, seed=3)
     summary = tracker.finalize(w_star=w_star)
     records = tracker.records()
@@ -99,7 +101,9 @@ def test_metrics_match_brute_force_with_snapshots(kind, optimizer):
 def test_reference_method_matches_snapshots_and_brute_force(kind):
     torch.manual_seed(0)
     w_star = perturbed_state(MODELS[kind](), 0.1, seed=7)  # an arbitrary fixed W*, known up front
-    _, online, ref = train(kind, "adam", 5, {"ae_method": "reference", "reference": w_star})
+    _, online, ref = train(
+        kind, "adam", 5, {"ae_method": "reference", "reference": w_star, "chunk_elements": 5}
+    )
     _, stored, _ = train(kind, "adam", 5, {"ae_method": "snapshots"})
     online_summary = online.finalize()
     stored.finalize(w_star=w_star)

@@ -193,6 +193,7 @@ def test_lifecycle_errors(tmp_path):
         ({"ae_method": "reference", "reference": {"first.weight": torch.zeros(7, 5)}}, "no entry"),
         ({"ae_method": "reference", "reference": 3}, "state dict or an nn.Module"),
         ({"snapshot_memory_bytes": -1}, "budget"),
+        ({"chunk_elements": -1}, "chunk_elements"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, message):
