@@ -292,8 +292,15 @@ def char_lm(
         overrides=overrides,
     )
     console = _console(sys.stdout)
+    options = {
+        "preset": chosen.name, "widths": grid_widths, "fractions": grid_fractions, "seeds": n_seeds,
+        "optimizer": optimizers, "lr": lrs, "lr_scaling": scalings, "corpus": corpus_checked,
+        "device": device,
+        "out": str(out_dir), "metric": metric, "workers": workers, "depth": depth, "overrides": overrides,
+        "n_boot": n_boot, "analyze_only": analyze_only,
+    }  # fmt: skip
     if analyze_only:
-        _analyze_only(console, out_dir, METRIC_NAMES[metric], n_boot, started)
+        _analyze_only(console, out_dir, METRIC_NAMES[metric], n_boot, started, options)
         return
     runs = plan_runs(spec)  # validates the whole grid; writes nothing
     _print_header(console, benchmark, chosen, runs)
@@ -301,7 +308,7 @@ def char_lm(
     if dry_run:
         console.print(f"[bold]Dry run[/]: {len(runs)} runs planned; nothing trained or written ({out_dir}).")
         return
-    _train_and_report(console, spec, out_dir, METRIC_NAMES[metric], n_boot, started)
+    _train_and_report(console, spec, out_dir, METRIC_NAMES[metric], n_boot, started, options)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,7 +412,9 @@ def _print_plan(console, benchmark, runs, *, full: bool) -> None:
     )
 
 
-def _train_and_report(console, spec, out_dir: Path, metric: str, n_boot: int, started: float) -> None:
+def _train_and_report(
+    console, spec, out_dir: Path, metric: str, n_boot: int, started: float, options
+) -> None:
     from rich.console import Console
 
     from overparam_empirical.study import RichStudyProgress, run_study
@@ -424,18 +433,18 @@ def _train_and_report(console, spec, out_dir: Path, metric: str, n_boot: int, st
             "[yellow]Interrupted[/]: finished runs are kept in the store; rerun the same command to resume."
         )
         raise SystemExit(130)
-    _analyze_and_report(console, out_dir, metric, n_boot, started)
+    _analyze_and_report(console, out_dir, metric, n_boot, started, options)
 
 
-def _analyze_only(console, out_dir: Path, metric: str, n_boot: int, started: float) -> None:
+def _analyze_only(console, out_dir: Path, metric: str, n_boot: int, started: float, options) -> None:
     from overparam_empirical.study import STORE_NAME
 
     if not (out_dir / STORE_NAME).is_file():
         raise InputError(f"--analyze-only: no study in {out_dir} ({STORE_NAME} missing)")
-    _analyze_and_report(console, out_dir, metric, n_boot, started)
+    _analyze_and_report(console, out_dir, metric, n_boot, started, options)
 
 
-def _analyze_and_report(console, out_dir: Path, metric: str, n_boot: int, started: float) -> None:
+def _analyze_and_report(console, out_dir: Path, metric: str, n_boot: int, started: float, options) -> None:
     from overparam_empirical.analysis import StudyRows, analyze
     from overparam_empirical.figures import make_figures
     from overparam_empirical.report import fit_lines, print_summary, write_report
@@ -443,7 +452,7 @@ def _analyze_and_report(console, out_dir: Path, metric: str, n_boot: int, starte
     rows = StudyRows.from_store(out_dir)
     analysis = analyze(rows, metric=metric, n_boot=n_boot)
     figures = make_figures(rows, analysis, out_dir)
-    extra = {"command": " ".join(["overparam", *sys.argv[1:]]) if sys.argv else "overparam"}
+    extra = {"command": "overparam empirical char-lm", "options": options}
     files = write_report(out_dir, rows, analysis, figures, extra)
     console.print()
     console.print(f"[bold]Runs in the study[/]: {analysis.accounting.describe()}")

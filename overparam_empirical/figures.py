@@ -231,14 +231,7 @@ _BANDS: dict[tuple, Any] = {}
 
 def _band(result: ConvergenceFit, grid: np.ndarray, seed: int):
     """The fit's bootstrap band, cached: Figs. 1a and 2 draw the same fits."""
-    key = (
-        result.condition,
-        result.fraction,
-        result.metric,
-        len(result.points),
-        float(grid[0]),
-        float(grid[-1]),
-    )
+    key = (result, float(grid[0]), float(grid[-1]), len(grid), seed)  # frozen dataclass: hashed by value
     if key not in _BANDS:
         if len(_BANDS) > 64:
             _BANDS.clear()
