@@ -76,8 +76,11 @@ def test_scalar_input_monte_carlo_matches_closed_forms(width, law, scale, lr_fac
         if math.isnan(expected):
             assert np.all(np.isnan(getattr(mc, mine)))
         else:
-            # exact values 0 and pi sit where arccos is ill-conditioned: rounding gives ~1e-6 rad
-            np.testing.assert_allclose(getattr(mc, mine), expected, atol=1e-5, err_msg=mine)
+            # 0 and pi sit where arccos is ill-conditioned: a relative rounding error δ of the cosine
+            # shows as √(2δ), larger for a trial whose D0 is small against its weights. Per trial a loose
+            # bound (a wrong sign would be off by pi), on average over the trials a tight one.
+            deviation = np.abs(getattr(mc, mine) - expected)
+            assert deviation.max() < 1e-3 and deviation.mean() < 1e-5, (mine, deviation.max())
 
     # expectations over the init law
     assert_within_ci(mc.summary("distance"), lnn.expected_direct_distance(data, width, law, scale), "E[D0]")
