@@ -463,7 +463,10 @@ def render(payload: dict, options: LnnOptions) -> None:
         + (str(divergence) if divergence is not None else "none")
         + (" (from the simulation)" if options.train_second_layer else ""),
         "fastest width: "
-        + (str(payload["fastest_width"]) if payload["fastest_width"] is not None else "none"),
+        + (str(payload["fastest_width"]) if payload["fastest_width"] is not None else "none")
+        + (
+            " (every width ties: lr·K, hence ρ, is the same)" if options.lr_scaling == "inverse-width" else ""
+        ),
         "exponents over the converging widths "
         f"{exponents['fitted_widths']} (value ≈ a·K^−k, the number is k): "
         f"E[D0] k={_num(exponents['expected_distance'], 3)}, MC D0 k={_num(exponents['mc_distance'], 3)}, "
