@@ -133,7 +133,8 @@ def compare(vectorised, loop_results: list[dict]) -> float:
         for name in ("distance", "first_step", "path_length", "mean_as", "mean_ae", "mean_ae_printed"):
             mine, theirs = float(getattr(vectorised, name)[i]), ref[name]
             scale = 1.0 if name.startswith("mean_a") else max(abs(theirs), 1e-300)
-            tolerance = 1e-6 if name.startswith("mean_a") else 1e-9
+            # angles near 0 and pi: arccos turns a rounding error δ of the cosine into √(2δ) rad
+            tolerance = 1e-5 if name.startswith("mean_a") else 1e-9
             error = abs(mine - theirs) / scale
             if not error <= tolerance:
                 raise SystemExit(f"MISMATCH width {vectorised.width} trial {i}: {name} {mine} vs {theirs}")
@@ -209,7 +210,7 @@ def main() -> None:
     worst = max(compare(results[K], loop_results[K]) for K in widths)
     print(
         f"check: the loop's {loop_trials} trials x {max_width} widths agree with the vectorised run "
-        f"(halting times equal; D0, path, first step to relative {worst:.1e}; angles to 1e-6 rad)"
+        f"(halting times equal; D0, path, first step to relative {worst:.1e}; angles to 1e-5 rad)"
     )
     speedup = loop_seconds / vector_seconds
     print(f"speed-up (loop / vectorised, same work): {speedup:.0f}x")

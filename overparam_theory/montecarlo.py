@@ -481,21 +481,21 @@ def _finish_window(done_mask, idx, out, path, angle_sum, angle_count) -> None:
 def _pass2_fixed(W0, W_final, moments, s, idx, window, out, path, angle_sum, angle_count) -> None:
     """Pass 2, fixed second layer: replay GD from ``W0`` over each window, measuring steps and angles.
 
-    The iterate is carried as its displacements ``D = W − W_0`` and ``E = W − W_f``, both moved by the same
-    step ``−η 1 gᵀ``, so that ``‖W − W_0‖`` and ``‖W − W_f‖`` cost one reduction each; ``1ᵀW = 1ᵀW_0 + 1ᵀD``,
-    and ``⟨W − V, 1gᵀ⟩ = (1ᵀ(W − V))·g``.
+    The iterate is carried as its displacements ``W − W_0`` and ``W − W_f`` (one stacked array, both moved by
+    the same step ``−η 1 gᵀ``), so that ``‖W − W_0‖`` and ``‖W − W_f‖`` cost one reduction;
+    ``1ᵀW = 1ᵀW_0 + 1ᵀ(W − W_0)`` and ``⟨W − V, 1gᵀ⟩ = (1ᵀ(W − V))·g``.
     """
     width = W0.shape[0]
     start_u = W0[..., idx].sum(axis=0)
     end_shift = W_final[..., idx].sum(axis=0) - start_u  # 1ᵀ(W_f − W_0)
-    D = np.zeros_like(W0[..., idx])
-    E = W0[..., idx] - W_final[..., idx]
+    # displacements from the start (row 0) and from the final iterate (row 1), moved together
+    DE = np.stack([np.zeros_like(W0[..., idx]), W0[..., idx] - W_final[..., idx]])
     reach, win = out["distance"][idx], window[idx]
     inner, denominator = np.empty((3, idx.size)), np.empty((3, idx.size))
     t = 0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         while idx.size:
-            moved = D.sum(axis=0)  # 1ᵀ(W − W_0)
+            moved = DE[0].sum(axis=0)  # 1ᵀ(W − W_0)
             g = _gradient_u(start_u + moved, moments)
             grad_norm = np.sqrt(_dot_d(g, g) * width)
             if t == 0:
@@ -504,8 +504,8 @@ def _pass2_fixed(W0, W_final, moments, s, idx, window, out, path, angle_sum, ang
                 inner[0] = _dot_d(moved, g)
                 inner[1] = _dot_d(moved - end_shift, g)
                 inner[2] = inner[1]
-                np.einsum("im,im->m", D.reshape(-1, idx.size), D.reshape(-1, idx.size), out=denominator[0])
-                np.einsum("im,im->m", E.reshape(-1, idx.size), E.reshape(-1, idx.size), out=denominator[1])
+                flat = DE.reshape(2, -1, idx.size)
+                np.einsum("aim,aim->am", flat, flat, out=denominator[:2])
                 np.sqrt(denominator[:2], out=denominator[:2])
                 denominator[2] = reach
                 denominator *= grad_norm
@@ -515,15 +515,13 @@ def _pass2_fixed(W0, W_final, moments, s, idx, window, out, path, angle_sum, ang
             alive = win > t
             if not alive.all():
                 _finish_window(~alive, idx, out, path, angle_sum, angle_count)
-                idx, D, E, g, start_u, end_shift, reach, win, path = _keep(
-                    alive, idx, D, E, g, start_u, end_shift, reach, win, path
+                idx, DE, g, start_u, end_shift, reach, win, path = _keep(
+                    alive, idx, DE, g, start_u, end_shift, reach, win, path
                 )
                 angle_sum, angle_count = angle_sum[:, alive], angle_count[:, alive]
                 inner, denominator = np.empty((3, idx.size)), np.empty((3, idx.size))
             if idx.size:
-                step = (s.lr * g)[None, :, :]
-                D -= step
-                E -= step
+                DE -= (s.lr * g)[None, None, :, :]
 
 
 def _pass2_trainable(W0, a0, W_final, a_final, moments, s, idx, window, out, path, angle_sum, angle_count):
@@ -672,7 +670,7 @@ def simulate_width(
     max_steps: int = 10_000,
     fixed_steps: int | None = None,
     divergence_factor: float = 1e6,
-    chunk_elements: int = 32_768,
+    chunk_elements: int = 65_536,
     keep_curves: int = 0,
 ) -> WidthMonteCarlo:
     """GD from each of the initial weights ``W0`` (shape ``(n_trials, K, d)``), vectorised over trials.
@@ -758,7 +756,7 @@ def run_monte_carlo(
     max_steps: int = 10_000,
     fixed_steps: int | None = None,
     divergence_factor: float = 1e6,
-    chunk_elements: int = 32_768,
+    chunk_elements: int = 65_536,
     keep_curves: int = 0,
     progress=None,
 ) -> MonteCarloResult:
