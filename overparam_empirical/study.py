@@ -600,6 +600,7 @@ def _worker_main(slot: int, tasks, results, parent_pid: int, checkpoints, minute
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
     torch.set_num_threads(1)
     cache = _DatasetCache()
+    results.put(("ready", slot, None, None))
 
     def orphaned() -> bool:
         return os.getppid() != parent_pid
@@ -642,6 +643,7 @@ def _run_in_workers(pending, n_workers: int, checkpoints, minutes, sink: StudyPr
     workers: dict[int, tuple[Any, Any]] = {}
     running: dict[int, RunConfig] = {}
     started_at: dict[int, float] = {}
+    ready: set[int] = set()
     todo = list(pending)
 
     def start_worker(slot: int) -> None:
@@ -672,12 +674,22 @@ def _run_in_workers(pending, n_workers: int, checkpoints, minutes, sink: StudyPr
                 kind, slot, run_id, payload = results.get(timeout=1.0)
             except _queue.Empty:
                 for slot, (process, _) in list(workers.items()):
+                    if not process.is_alive() and slot not in ready:
+                        raise InputError(
+                            f"worker process {slot} exited (code {process.exitcode}) before it could start; "
+                            "a script running a study with workers > 1 needs the "
+                            "`if __name__ == '__main__':` guard (or use workers=1)"
+                        ) from None
                     if not process.is_alive() and slot in running:  # killed (e.g. out of memory)
                         run = running.pop(slot)
                         wall = time.perf_counter() - started_at[slot]
                         record(slot, run, None, f"worker process died (exit code {process.exitcode})", wall)
+                        ready.discard(slot)
                         start_worker(slot)
                         dispatch(slot)
+                continue
+            if kind == "ready":
+                ready.add(slot)
                 continue
             run = running.get(slot)
             if run is None or run.run_id != run_id:

@@ -221,4 +221,26 @@ def test_rich_progress_renders_without_a_terminal(tmp_path):
     run_study(tiny_spec(tmp_path / "s", widths=(8,)), progress=study_module.RichStudyProgress(console))
     console.file.close()
     text = (tmp_path / "progress.txt").read_text()
-    assert "H=8" in text and "converged" in text or "capped" in text
+    assert "H=8" in text and ("converged" in text or "capped" in text)
+
+
+@pytest.mark.slow  # spawns interpreters that import torch: ~15 s on a quiet machine
+def test_a_script_without_the_main_guard_gets_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "from test_study import tiny_spec\n"
+        "from overparam_empirical.study import run_study\n"
+        f"run_study(tiny_spec({str(tmp_path / 'out')!r}, workers=2), progress=None)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "if __name__ == '__main__':" in result.stderr.splitlines()[-1]
+    from overparam_empirical.store import StudyStore
+
+    with StudyStore.open(tmp_path / "out") as store:
+        assert store.runs() == []  # no run was recorded as failed
