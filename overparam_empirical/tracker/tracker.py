@@ -380,9 +380,8 @@ class TraversalTracker:
                 if chunk["ref"] is not None:
                     sub(weights, chunk["ref"], out=chunk["from_ref"])
                     dot(chunk["from_ref"], chunk["from_ref"], out=chunk["out_ref_sq"])
-                mv(
-                    chunk["grad_rows"], chunk["grad"], out=chunk["out_grad"]
-                )  # ‖g‖², ⟨g, W_t − W_0⟩[, ⟨g, W_t − W*⟩]
+                # ‖g‖², ⟨g, W_t − W_0⟩ and, with a reference, ⟨g, W_t − W*⟩
+                mv(chunk["grad_rows"], chunk["grad"], out=chunk["out_grad"])
                 dot(from_init, from_init, out=chunk["out_init_sq"])
         if not self._one_chunk_per_group:
             self._values.zero_()
