@@ -34,8 +34,8 @@ Measured per trial (fixed second layer; distances in the Frobenius norm of the w
   not a cosine in general, so clipped to ``[−1, 1]`` before ``arccos``).
 
 Steps where an angle is undefined (a zero vector) are left out of its mean; a diverged trial has no
-window (its steps and angles are NaN).  All GD iterates are aligned
-for the fixed second layer with scalar input: ``A_s = π`` and ``A_e = 0`` on monotone paths.
+window (its steps and angles are NaN).  For the fixed second layer with scalar input every step is
+parallel to ``1``: ``A_s = π`` and ``A_e = 0`` on monotone paths.
 
 Trainable second layer: the minimiser set ``{(W, a) : Σ_xx Wᵀa = Σ_xy}`` is not convex and has no simple
 distance, so progress is measured on the *loss gap*: the halting time is the first ``t`` with
@@ -50,12 +50,13 @@ reached) or ``diverged`` (a non-finite value, or the progress measure grew past 
 its start); ``halting_time`` is NaN when it was never reached.
 
 Algorithm: per width, trials are processed in chunks of about ``chunk_elements`` weights so the working
-set stays in cache (the simulation is memory-bandwidth bound); per chunk, pass 1 runs GD to the final
-iterate, dropping trials from the working arrays as they finish (their iterate then stays frozen), and
-pass 2 re-runs the identical iteration over each trial's halting window to measure steps and angles
-(``A_e`` needs ``W_f``, known only after pass 1).  Each width draws its initial weights from its own
-random stream ``SeedSequence(seed, spawn_key=(K,))``, so the same seed gives identical numbers and the
-rows of width K do not depend on which other widths are run.
+set stays in cache, with the trials on the last array axis (``W`` is stored as ``(K, d, m)``).  Per chunk,
+pass 1 runs GD to the final iterate, dropping trials from the working arrays as they finish (their
+iterate then stays frozen); pass 2 replays GD from ``W_0`` over each trial's halting window to measure
+steps and angles (``A_e`` needs ``W_f``, known only after pass 1).  Each width draws its initial weights
+from its own random stream ``SeedSequence(seed, spawn_key=(K, 0))`` (second layer ``(K, 1)``), so the
+same seed gives identical numbers and the rows of width K do not depend on which other widths are run.
+Measured layout choices and speed: docs/theory.md, "Monte Carlo".
 """
 
 from __future__ import annotations
