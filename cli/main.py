@@ -72,4 +72,8 @@ def _one_line(message: str) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    run()
+    # Run as a script this file is a second module ("__main__"); the sub-commands register on the
+    # apps of the importable `overparam_cli.main`, so dispatch through that one.
+    from overparam_cli.main import run as _run
+
+    _run()
