@@ -490,6 +490,7 @@ def run_study(
         workers = default_workers(spec, len(pending)) if pending else 0
         outcome = StudyOutcome(store_path, len(runs), len(runs) - len(pending), {}, [], False, 0.0, workers)
         checkpoints = out_dir / "checkpoints" if spec.checkpoint_minutes else None
+        scratch = out_dir / "scratch"  # tracker snapshot spill files (deleted when each run ends)
 
         def record(
             slot: int, run: RunConfig, result: RunResult | None, error: str | None, wall: float
@@ -513,9 +514,9 @@ def run_study(
             if not pending:
                 pass
             elif workers == 1:
-                _run_in_process(pending, checkpoints, spec.checkpoint_minutes, sink, record)
+                _run_in_process(pending, checkpoints, spec.checkpoint_minutes, scratch, sink, record)
             else:
-                _run_in_workers(pending, workers, checkpoints, spec.checkpoint_minutes, sink, record)
+                _run_in_workers(pending, workers, checkpoints, spec.checkpoint_minutes, scratch, sink, record)
         except KeyboardInterrupt:
             outcome.interrupted = True
         finally:
@@ -549,7 +550,7 @@ class _Threads:
         torch.set_num_threads(self._saved)
 
 
-def _run_in_process(pending, checkpoints, minutes, sink: StudyProgress, record) -> None:
+def _run_in_process(pending, checkpoints, minutes, scratch, sink: StudyProgress, record) -> None:
     cache = _DatasetCache()
     for run in pending:
         sink.run_started(0, run)
@@ -561,6 +562,7 @@ def _run_in_process(pending, checkpoints, minutes, sink: StudyProgress, record) 
                     cache.get(run.config),
                     progress=lambda info, run=run: sink.run_progress(0, run, info),
                     checkpoint=_checkpoint_policy(checkpoints, minutes, run),
+                    scratch_dir=scratch,
                 )
         except KeyboardInterrupt:
             raise
@@ -595,7 +597,7 @@ class _DatasetCache:
 # ---- worker processes ---------------------------------------------------------------------------
 
 
-def _worker_main(slot: int, tasks, results, parent_pid: int, checkpoints, minutes) -> None:
+def _worker_main(slot: int, tasks, results, parent_pid: int, checkpoints, minutes, scratch) -> None:
     """Worker loop: take a run, train it single-threaded, send back the result; exit when told or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
     torch.set_num_threads(1)
@@ -628,6 +630,7 @@ def _worker_main(slot: int, tasks, results, parent_pid: int, checkpoints, minute
                 cache.get(run.config),
                 progress=report,
                 checkpoint=_checkpoint_policy(checkpoints, minutes, run),
+                scratch_dir=scratch,
             )
             message = ("done", slot, run.run_id, result)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which records a failed run
@@ -635,7 +638,9 @@ def _worker_main(slot: int, tasks, results, parent_pid: int, checkpoints, minute
         results.put(message)
 
 
-def _run_in_workers(pending, n_workers: int, checkpoints, minutes, sink: StudyProgress, record) -> None:
+def _run_in_workers(
+    pending, n_workers: int, checkpoints, minutes, scratch, sink: StudyProgress, record
+) -> None:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # no forked torch thread pools; same behaviour on every OS
@@ -650,7 +655,7 @@ def _run_in_workers(pending, n_workers: int, checkpoints, minutes, sink: StudyPr
         tasks = ctx.Queue()
         process = ctx.Process(
             target=_worker_main,
-            args=(slot, tasks, results, os.getpid(), checkpoints, minutes),
+            args=(slot, tasks, results, os.getpid(), checkpoints, minutes, scratch),
             name=f"overparam-worker-{slot}",
             daemon=True,
         )

@@ -339,13 +339,15 @@ def train_run(
     progress: Callable[[RunProgress], None] | None = None,
     checkpoint: CheckpointPolicy | None = None,
     keep_best_state: bool = False,
+    scratch_dir: str | os.PathLike | None = None,
 ) -> RunResult:
     """Train one configuration to its minimum validation loss (or the step cap, or divergence).
 
     ``dataset`` defaults to ``benchmark.load_dataset(config)``; ``benchmark`` defaults to the registry
     entry ``config.benchmark``. ``progress`` is called on log and evaluation steps. With
     ``checkpoint``, the run resumes from the checkpoint file when one exists for this exact config and
-    writes one at evaluation steps; the file is removed when the run ends.
+    writes one at evaluation steps; the file is removed when the run ends. ``scratch_dir`` is where
+    the tracker spills its (W_t, g_t) snapshots once they outgrow memory (default: the temp folder).
     """
     from overparam_empirical.benchmarks import get_benchmark
     from overparam_empirical.tracker import TraversalTracker
@@ -360,7 +362,12 @@ def train_run(
     model = benchmark.build_model(config, dataset).to(device)
     optimizer = make_optimizer(model.parameters(), config)
     stream = benchmark.train_stream(dataset, config)
-    tracker = TraversalTracker(model, schedule=config.track, ae_method=config.ae_method)
+    tracker = TraversalTracker(
+        model,
+        schedule=config.track,
+        ae_method=config.ae_method,
+        snapshot_dir=scratch_dir if config.ae_method == "snapshots" else None,
+    )
     stopper = EarlyStopping(patience=config.patience, min_delta=config.min_delta)
     n_params = sum(p.numel() for p in model.parameters())
     parameters = [p for p in model.parameters() if p.requires_grad]

@@ -224,7 +224,6 @@ def test_rich_progress_renders_without_a_terminal(tmp_path):
     assert "H=8" in text and ("converged" in text or "capped" in text)
 
 
-@pytest.mark.slow  # spawns interpreters that import torch: ~15 s on a quiet machine
 def test_a_script_without_the_main_guard_gets_a_clear_error(tmp_path):
     import subprocess
     import sys
