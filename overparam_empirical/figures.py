@@ -104,7 +104,7 @@ def _new_figure(width: float, height: float):
 
 def _style(ax) -> None:
     ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
-    ax.tick_params(labelsize=8)
+    ax.tick_params(which="both", labelsize=7)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
@@ -267,7 +267,7 @@ def _plot_steps_fit(ax, result: ConvergenceFit, colour, label: str, band_seed: i
         )
     fit = result.fit
     if fit is not None:
-        grid = np.geomspace(ms.min() / 1.15, ms.max() * 1.15, 80)
+        grid = np.geomspace(ms.min(), ms.max(), 80)  # no extrapolation: the band would explode there
         band = _band(result, grid, band_seed)
         if band is not None:
             ax.fill_between(grid, band[0], band[1], color=colour, alpha=0.15, linewidth=0)
@@ -283,7 +283,7 @@ def fig1a_steps_vs_size(analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
     if not results:
         raise FigureSkipped("no usable runs")
     conditions = sorted({c.condition for c in results}, key=_condition_order)
-    figure = _new_figure(4.2 * len(conditions), 3.6)
+    figure = _new_figure(max(5.6, 4.2 * len(conditions)), 3.8)
     axes = figure.subplots(1, len(conditions), squeeze=False)[0]
     for ax, cond in zip(axes, conditions, strict=True):
         mine = sorted((c for c in results if c.condition == cond), key=lambda c: -c.fraction)
@@ -296,7 +296,9 @@ def fig1a_steps_vs_size(analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
         ax.set_title(cond.label, fontsize=9)
         ax.legend(fontsize=7, frameon=False)
         _style(ax)
-    figure.suptitle("Steps to converge vs model size (cf. paper Fig. 1a); band: 95 % bootstrap", fontsize=9)
+    figure.suptitle(
+        "Steps to converge vs model size (cf. paper Fig. 1a); shaded: 95 % bootstrap band", fontsize=9
+    )
     return _save(figure, out_dir, "fig1a_steps_vs_size")
 
 
@@ -307,7 +309,7 @@ def fig2_lr_optimizer(analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
     if len(conditions) < 2:
         raise FigureSkipped("the study has one optimizer and one learning rate")
     optimizers = sorted({c.optimizer for c in conditions}, key=lambda o: (o != "sgd", o))
-    figure = _new_figure(4.2 * len(optimizers), 3.6)
+    figure = _new_figure(max(5.6, 4.2 * len(optimizers)), 3.8)
     axes = figure.subplots(1, len(optimizers), squeeze=False)[0]
     for ax, optimizer in zip(axes, optimizers, strict=True):
         mine = [c for c in conditions if c.optimizer == optimizer]

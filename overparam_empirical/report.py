@@ -15,14 +15,21 @@ same tables to a rich console (what ``overparam empirical char-lm`` shows at the
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from overparam_empirical.analysis import METRICS, MeanCI, StudyAnalysis, StudyRows, WidthRow
+from overparam_empirical.analysis import (
+    METRICS,
+    MeanCI,
+    StudyAnalysis,
+    StudyRows,
+    WidthRow,
+    format_bound,
+    format_ci,
+)
 from overparam_empirical.figures import FigureReport
 
 __all__ = [
@@ -48,11 +55,7 @@ def _size(n: float) -> str:
     return f"{n:.0f}"
 
 
-def _ci(value: float | None, ci: Sequence[float] | None, fmt: str = ".3g") -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    text = format(value, fmt)
-    return text + (f" [{format(ci[0], fmt)}, {format(ci[1], fmt)}]" if ci else "")
+_ci = format_ci
 
 
 def _pct(fraction: float) -> str:
@@ -117,10 +120,11 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
         ]
         out["steps"] = (f"{metric.capitalize()} per width and slice (mean ± {level} CI)", header, rows)
 
-    header = ["condition", "fraction", "train chars", "k", "a", "b", "widths / runs", "note"]
+    header = ["condition", "fraction", "train chars", "k", "a", "b", "k if b = 0", "widths / runs", "note"]
     rows = []
+    pure = {(c.condition, c.fraction): c.fit for c in analysis.convergence_pure}
     for c in analysis.convergence:
-        fit = c.fit
+        fit, slope = c.fit, pure.get((c.condition, c.fraction))
         rows.append(
             [
                 c.condition.label,
@@ -129,11 +133,16 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
                 _ci(fit.k, fit.k_ci) if fit else "–",
                 _ci(fit.a, fit.a_ci) if fit else "–",
                 _ci(fit.b, fit.b_ci) if fit else "–",
+                _ci(slope.k, slope.k_ci) if slope else "–",
                 f"{c.n_widths} / {len(c.points)}",
                 _fit_note(c),
             ]
         )
-    out["fits"] = (f"Fitted {metric} ≈ a·M^(−k) + b ({level} bootstrap CI over seeds)", header, rows)
+    title = (
+        f"Fitted {metric} ≈ a·M^(−k) + b, M = parameters ({level} bootstrap CI over seeds); "
+        "last k: pure power law (log-log slope)"
+    )
+    out["fits"] = (title, header, rows)
 
     header = ["condition", "fractions", "α (paper: 1)", "k", "note"]
     rows = [
@@ -221,16 +230,24 @@ def _fit_note(c) -> str:
 def fit_lines(analysis: StudyAnalysis) -> list[str]:
     """One line per fitted condition and fraction: ``k = … [CI]`` (the headline result)."""
     lines = []
+    pure = {(c.condition, c.fraction): c for c in analysis.convergence_pure}
+    level = f"{analysis.level:.0%}"
     for c in analysis.convergence:
+        text = f"{c.condition.label}, {_pct(c.fraction)} of the corpus: "
         if c.fit is None:
-            lines.append(f"{c.condition.label}, {_pct(c.fraction)} of the corpus: {c.note}")
+            text += f"a·M^(−k) + b: {c.note}"
         else:
-            ci = f" (95 % CI {c.fit.k_ci[0]:.3f} … {c.fit.k_ci[1]:.3f})" if c.fit.k_ci else ""
-            lines.append(
-                f"{c.condition.label}, {_pct(c.fraction)} of the corpus: k = {c.fit.k:.3f}{ci}, "
-                f"a = {c.fit.a:.3g}, b = {c.fit.b:.3g}"
-            )
+            text += f"k = {_k(c.fit, level)}, a = {c.fit.a:.3g}, b = {c.fit.b:.3g}"
+        slope = pure.get((c.condition, c.fraction))
+        if slope is not None and slope.fit is not None:
+            text += f"; pure power law k = {_k(slope.fit, level)}"
+        lines.append(text)
     return lines
+
+
+def _k(fit, level: str) -> str:
+    ci = f" ({level} CI {format_bound(fit.k_ci[0])} … {format_bound(fit.k_ci[1])})" if fit.k_ci else ""
+    return f"{fit.k:.3g}{ci}"
 
 
 # --------------------------------------------------------------------------------------------------

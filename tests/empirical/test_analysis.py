@@ -325,3 +325,17 @@ def test_bad_arguments_raise_input_error(planted):
         A.group_exponents(rows, x="depth")
     with pytest.raises(A.InputError, match="traversal quantity"):
         A.group_exponents(rows, quantities=("speed",))
+
+
+def test_steps_fall_finding_uses_the_pure_power_law_slope(planted):
+    _, result = planted
+    (row,) = [c for c in result.comparison if "power law of model size" in c.finding]
+    assert row.ours.startswith("log-log slope") and "pure power law" in row.rule and row.verdict == "agree"
+    for pure in result.convergence_pure:
+        assert pure.fit is not None and not pure.fit.offset and pure.fit.b == 0.0
+
+
+def test_non_finite_bounds_are_shown_as_such():
+    assert A.format_ci(1.0, (math.nan, math.inf)) == "1 [n/a, ∞]"
+    assert A.format_ci(1.0, (-math.inf, 2.0)) == "1 [−∞, 2]"
+    assert A.format_ci(None, (0.0, 1.0)) == "–"

@@ -55,7 +55,8 @@ def test_width_table_has_a_row_per_group_and_width(study):
 def test_fit_lines_name_k_with_its_interval(study):
     _, _, result = study
     lines = R.fit_lines(result)
-    assert len(lines) == 2 and all("k = " in line and "95 % CI" in line for line in lines)
+    assert len(lines) == 2 and all("k = " in line and "95% CI" in line for line in lines)
+    assert all("pure power law k = " in line for line in lines)
 
 
 def test_print_summary_renders_every_table(study):
