@@ -270,6 +270,10 @@ def char_lm(
     }
     depths = [_positive(depth, "--depth")] if depth is not None else None
     _positive(workers, "--workers")
+    if not analyze_only and device != "auto":
+        from overparam_empirical.train import resolve_device
+
+        resolve_device(device)  # asking for CUDA where there is none: InputError now, not 16 failed runs
     out_dir = check_out_dir(out if out is not None else Path("studies") / f"char-lm-{chosen.name}")
     corpus_checked = check_corpus(corpus)
 
@@ -300,10 +304,24 @@ def char_lm(
         "n_boot": n_boot, "analyze_only": analyze_only,
     }  # fmt: skip
     if analyze_only:
+        ignored = [
+            o
+            for o, v in (
+                ("--widths", widths),
+                ("--fractions", fractions),
+                ("--seeds", seeds),
+                ("--optimizer", optimizer),
+                ("--lr", lr),
+                ("--corpus", corpus),
+            )
+            if v
+        ]
+        if ignored:
+            console.print(f"[yellow]Note:[/] {', '.join(ignored)} ignored with --analyze-only.")
         _analyze_only(console, out_dir, METRIC_NAMES[metric], n_boot, started, options)
         return
     runs = plan_runs(spec)  # validates the whole grid; writes nothing
-    _print_header(console, benchmark, chosen, runs)
+    _print_header(console, benchmark, chosen, runs, overrides, depths)
     _print_plan(console, benchmark, runs, full=dry_run)
     if dry_run:
         console.print(f"[bold]Dry run[/]: {len(runs)} runs planned; nothing trained or written ({out_dir}).")
@@ -322,7 +340,7 @@ def _console(stream):
     return Console(file=stream, width=None if terminal else 160, highlight=False, soft_wrap=False)
 
 
-def _print_header(console, benchmark, preset, runs) -> None:
+def _print_header(console, benchmark, preset, runs, overrides, depths) -> None:
     source = benchmark.describe_source(runs[0].config)  # loads (and on first use fetches) the corpus
     console.print(
         f"[bold]overparam empirical char-lm[/] — preset [cyan]{preset.name}[/]: {preset.description}"
@@ -330,6 +348,11 @@ def _print_header(console, benchmark, preset, runs) -> None:
     if preset.deviations:
         label = "Shortened for this CPU" if preset.name == "small" else "Deviations from the paper"
         console.print(f"[yellow]{label}:[/] {preset.deviations}")
+    changed = {**overrides, **({"depth": depths[0]} if depths else {})}
+    if changed:
+        console.print(
+            "Your settings override the preset: " + ", ".join(f"{k}={v}" for k, v in changed.items())
+        )
     console.print(f"Corpus: {source.get('corpus')} ({source.get('chars', 0):,} characters)")
     if source.get("credit"):
         console.print(f"Data credit: {source['credit']}")

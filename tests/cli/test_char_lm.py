@@ -217,3 +217,14 @@ def test_tiny_study_with_two_fractions_fits_the_dataset_size_law_and_reanalyses(
     )
     assert code == 0 and "Fitted k" in stdout and "Trained" not in stdout
     assert json.loads((out / "summary.json").read_text())["metric"] == "steps_to_min"
+
+
+def test_cuda_without_a_gpu_is_refused_before_anything_is_created(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "study"
+    code, _, stderr = invoke(capsys, "--device", "cuda", "--out", str(out), *TINY)
+    assert code == 2 and "CUDA is not available" in stderr and stderr.count("\n") == 1
+    assert not out.exists()
