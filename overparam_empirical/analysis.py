@@ -416,10 +416,10 @@ def convergence_fits(
             if r["status"] in USABLE and _positive(r.get(metric)) and _positive(r.get("n_params"))
         )
         tokens = [int(r["train_tokens"]) for r in runs if r.get("train_tokens")]
-        fit, note = None, ""
+        fit, notes = None, []
         n_widths = len({p[0] for p in points})
         if n_widths < needed:
-            note = f"{NOT_ENOUGH}: {n_widths} width(s) with usable runs, the fit needs {needed}"
+            notes.append(f"{NOT_ENOUGH}: {n_widths} width(s) with usable runs, the fit needs {needed}")
         else:
             m = np.array([p[1] for p in points], dtype=float)
             y = np.array([p[3] for p in points], dtype=float)
@@ -427,12 +427,13 @@ def convergence_fits(
                 with _quiet():
                     fit = bootstrap_power_law(m, y, n_boot=n_boot, seed=seed, level=level, offset=offset)
             except InputError as exc:
-                note = f"{NOT_ENOUGH}: {exc}"
+                notes.append(f"{NOT_ENOUGH}: {exc}")
             else:
                 if max(np.bincount(np.unique(m, return_inverse=True)[1])) < 2:
-                    note = "one seed per width: the CI resamples points, not seeds"
-        if capped and not note:
-            note = f"{capped} capped run(s) included: their step counts are lower bounds"
+                    notes.append("one seed per width: the CI resamples points, not seeds")
+        if capped:
+            notes.append(f"{capped} capped run(s) included: their step counts are lower bounds")
+        note = "; ".join(notes)
         results.append(
             ConvergenceFit(
                 cond,
