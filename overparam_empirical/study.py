@@ -131,6 +131,14 @@ def plan_runs(spec: StudySpec) -> list[RunConfig]:
     benchmark = get_benchmark(spec.benchmark)
     preset = benchmark.preset(spec.preset)
     device_kind(spec.device)
+    minutes = spec.checkpoint_minutes
+    if minutes is not None and not (
+        isinstance(minutes, int | float)
+        and not isinstance(minutes, bool)
+        and math.isfinite(minutes)
+        and minutes >= 0
+    ):
+        raise InputError(f"checkpoint_minutes must be a number >= 0 or None, got {minutes!r}")
     overrides = dict(spec.overrides)
     reserved = {
         "benchmark",
@@ -489,7 +497,7 @@ def run_study(
         pending.sort(key=lambda r: -_cost(benchmark, r.config))
         workers = default_workers(spec, len(pending)) if pending else 0
         outcome = StudyOutcome(store_path, len(runs), len(runs) - len(pending), {}, [], False, 0.0, workers)
-        checkpoints = out_dir / "checkpoints" if spec.checkpoint_minutes else None
+        checkpoints = out_dir / "checkpoints" if spec.checkpoint_minutes is not None else None
         scratch = out_dir / "scratch"  # tracker snapshot spill files (deleted when each run ends)
 
         def record(

@@ -1,9 +1,10 @@
 """A study SIGKILLed mid-run resumes to exactly the rows of an uninterrupted study (nothing lost or doubled).
 
-The killed study runs two worker processes; it is killed once at least one run is stored while others
-are still in flight. The rerun (in-process, one worker) then must produce, table by table, the same rows
-as a study that was never interrupted — which also checks that worker processes and in-process training
-give bitwise identical numbers.
+The killed study runs two worker processes and writes a within-run checkpoint at every evaluation; it is
+killed once at least one run is stored while others are still in flight. The rerun (in-process, one
+worker) skips the stored runs and resumes the others from their checkpoints; it must produce, table by
+table, the same rows as a study that was never interrupted (and never checkpointed) — which also checks
+that worker processes, in-process training and checkpoint/resume give bitwise identical numbers.
 """
 
 import os
@@ -20,7 +21,7 @@ import pytest
 from overparam_empirical.study import run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_study import TINY, comparable, tiny_spec  # noqa: E402
+from test_study import TINY, Recorder, comparable, tiny_spec  # noqa: E402
 
 GRID = {"widths": (8, 12, 16), "seeds": (0, 1)}
 OVERRIDES = {**TINY, "max_steps": 80}
@@ -47,7 +48,9 @@ def test_killed_study_resumes_with_identical_rows(tmp_path):
         sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
         from test_study import tiny_spec
         from overparam_empirical.study import run_study
-        spec = tiny_spec({str(killed_dir)!r}, workers=2, overrides={OVERRIDES!r}, **{GRID!r})
+        spec = tiny_spec(
+            {str(killed_dir)!r}, workers=2, overrides={OVERRIDES!r}, checkpoint_minutes=0.0, **{GRID!r}
+        )
         run_study(spec, progress=None)
         """
     )
@@ -57,7 +60,8 @@ def test_killed_study_resumes_with_identical_rows(tmp_path):
     store = killed_dir / "study.sqlite"
     deadline = time.monotonic() + 240
     try:
-        while stored_runs(store) < 1:
+        # kill once a run is stored and another one in flight has written a checkpoint
+        while stored_runs(store) < 1 or not list((killed_dir / "checkpoints").glob("*.pt")):
             if process.poll() is not None:
                 pytest.fail(
                     f"study ended before it could be killed: {process.stdout.read().decode()[-2000:]}"
@@ -73,8 +77,20 @@ def test_killed_study_resumes_with_identical_rows(tmp_path):
         process.stdout.close()
     done_at_kill = stored_runs(store)
     assert 1 <= done_at_kill < 6, "the kill must land while runs are still in flight"
+    # Orphaned workers stop at their next log step, or finish their run and delete its checkpoint
+    # (a run can be past its last report when the kill lands): give them a moment before looking.
+    time.sleep(2.0)
+    left = {path.stem for path in (killed_dir / "checkpoints").glob("*.pt")}  # usually one or two
 
-    resumed = run_study(tiny_spec(killed_dir, overrides=OVERRIDES, **GRID), progress=None)
+    recorder = Recorder()
+    spec = tiny_spec(killed_dir, overrides=OVERRIDES, checkpoint_minutes=0.0, **GRID)
+    resumed = run_study(spec, progress=recorder)
+    first_step = {}
+    for event in recorder.events:
+        if event[0] == "progress":
+            first_step.setdefault(event[1], event[2])
+    for run_id in left:  # a run with a checkpoint continues from it instead of starting again
+        assert first_step[run_id] > OVERRIDES["eval_every"], run_id
     assert resumed.skipped == done_at_kill and sum(resumed.completed.values()) == 6 - done_at_kill
     run_study(tiny_spec(clean_dir, overrides=OVERRIDES, **GRID), progress=None)
 
@@ -82,3 +98,4 @@ def test_killed_study_resumes_with_identical_rows(tmp_path):
     for table in clean:
         assert killed[table] == clean[table], table
     assert len(clean["runs"]) == 6
+    assert list((killed_dir / "checkpoints").glob("*.pt")) == []  # every run finished and removed its file

@@ -216,3 +216,49 @@ def test_bad_settings_are_one_line_input_errors(values):
 def test_missing_corpus_is_an_input_error():
     with pytest.raises(InputError):
         train_run(tiny(corpus="/no/such/corpus.txt"))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_run_resumes_from_its_checkpoint_bitwise(dataset, tmp_path):
+    from overparam_empirical.train import CheckpointPolicy
+
+    config = tiny(max_steps=60, seed=5)
+    clean = train_run(config, dataset)
+    policy = CheckpointPolicy(tmp_path / "run.pt", every_seconds=0.0)  # at every evaluation step
+
+    def stop_at_40(info):
+        if info.step == 40:  # reported before the step-40 checkpoint is written: resume from step 20
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(config, dataset, checkpoint=policy, progress=stop_at_40)
+    assert policy.path.is_file()
+    seen = []
+    resumed = train_run(config, dataset, checkpoint=policy, progress=seen.append)
+    assert seen[0].step == 30  # continued after the step-20 evaluation: steps 21..40 are trained again
+    assert not policy.path.exists()  # removed once the run is over
+    assert resumed.valid_curve == clean.valid_curve and resumed.train_curve == clean.train_curve
+    assert resumed.traversal == clean.traversal and resumed.summary == clean.summary
+    assert (resumed.status, resumed.steps_done, resumed.convergence) == (
+        clean.status,
+        clean.steps_done,
+        clean.convergence,
+    )
+
+
+def test_a_checkpoint_of_another_config_is_ignored(dataset, tmp_path):
+    from overparam_empirical.train import CheckpointPolicy
+
+    policy = CheckpointPolicy(tmp_path / "run.pt", every_seconds=0.0)
+
+    def stop_at_20(info):
+        if info.step == 20:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(tiny(seed=1), dataset, checkpoint=policy, progress=stop_at_20)
+    other = train_run(tiny(seed=2), dataset, checkpoint=policy)
+    assert other.valid_curve == train_run(tiny(seed=2), dataset).valid_curve
