@@ -99,3 +99,52 @@ def test_killed_study_resumes_with_identical_rows(tmp_path):
         assert killed[table] == clean[table], table
     assert len(clean["runs"]) == 6
     assert list((killed_dir / "checkpoints").glob("*.pt")) == []  # every run finished and removed its file
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
+    out = tmp_path / "study"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        from test_study import tiny_spec
+        from overparam_empirical.study import run_study
+        if __name__ == "__main__":
+            spec = tiny_spec({str(out)!r}, workers=2, overrides={OVERRIDES!r}, **{GRID!r})
+            outcome = run_study(spec, progress=None)
+            print("INTERRUPTED", outcome.interrupted, sum(outcome.completed.values()), flush=True)
+        """
+    )
+    path = tmp_path / "study_script.py"
+    path.write_text(script)
+    # A terminal's Ctrl-C sends SIGINT to the whole foreground process group: parent and workers.
+    process = subprocess.Popen(
+        [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while stored_runs(out / "study.sqlite") < 1:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no run finished within 240 s"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    line = [x for x in stdout.decode().splitlines() if x.startswith("INTERRUPTED")][-1]
+    _, interrupted, completed = line.split()
+    assert interrupted == "True" and int(completed) == stored_runs(out / "study.sqlite") < 6
+    assert "Traceback" not in stderr.decode()
+
+    def running_in_session() -> list[str]:
+        ps = subprocess.run(
+            ["ps", "-o", "pid=,args=", "-s", str(process.pid)], capture_output=True, text=True
+        )
+        return [x for x in ps.stdout.splitlines() if x.strip() and "<defunct>" not in x]
+
+    deadline = time.monotonic() + 10  # processes that are already exiting get a moment to finish
+    while running_in_session() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running_in_session() == []  # no worker (or helper) outlives the study
