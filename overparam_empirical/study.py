@@ -499,6 +499,8 @@ def run_study(
         outcome = StudyOutcome(store_path, len(runs), len(runs) - len(pending), {}, [], False, 0.0, workers)
         checkpoints = out_dir / "checkpoints" if spec.checkpoint_minutes is not None else None
         scratch = out_dir / "scratch"  # tracker snapshot spill files (deleted when each run ends)
+        for stale in scratch.glob("overparam-snapshots-*.bin"):  # left by workers of a killed study
+            stale.unlink(missing_ok=True)
 
         def record(
             slot: int, run: RunConfig, result: RunResult | None, error: str | None, wall: float

@@ -7,7 +7,7 @@ one RHN layer, coupled carry gate, embedding size = width, untied softmax) into 
 * ``paper`` — Appendix A for a GPU: depth 10, sequence 150, batch 128, plain SGD at lr 0.8, nine widths
   spanning the paper's 0.8 M – 13.2 M parameters (Fig. 5), four corpus fractions, 10 seeds;
 * ``small`` (default) — sized for a 2-core CPU: the whole default grid trains every run to its minimum
-  validation loss in about a quarter of an hour. It shortens the recurrence depth and the BPTT window and
+  validation loss in ~6 minutes (measured). It shortens the recurrence depth and the BPTT window and
   uses small widths and a small slice of the corpus (see ``SMALL_DEVIATIONS``); see docs/training.md for the
   measured timing.
 
@@ -181,7 +181,7 @@ _SMALL = Preset(
     description="2-core CPU: depth 3, seq 50, batch 32, widths 32-128, 0.5-1 % of Shakespeare, SGD lr 2.0",
     widths=(32, 48, 80, 128),
     fractions=(0.005, 0.01),
-    seeds=(0, 1, 2),  # 24 runs: ~8-9 min on a quiet 2-core CPU (measured 12-27 ms per step)
+    seeds=(0, 1, 2),  # 24 runs: measured 6.3 min with 2 workers on a quiet 2-core CPU (docs/training.md)
     optimizer="sgd",
     lrs={"sgd": 2.0, "adam": 3e-3},
     train={
