@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from overparam_theory.errors import InputError
+from overparam_theory.files import atomic_write, atomic_write_text
 
 __all__ = [
     "atomic_write",
@@ -46,32 +46,6 @@ def check_output_path(path: Path | str, option: str, suffixes: Iterable[str] | N
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{option} {path}: file exists and is not writable")
     return path
-
-
-def atomic_write(path: Path | str, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)`` to produce the content, then rename it over ``path``; clean up on failure."""
-    path = Path(path)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def to_jsonable(value):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -29,18 +29,18 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 DASH = "—"
 
 
-class InitChoice(str, Enum):
+class InitChoice(StrEnum):
     ball = "ball"
     cube = "cube"
     gaussian = "gaussian"
 
 
-class LrScalingChoice(str, Enum):
+class LrScalingChoice(StrEnum):
     none = "none"
     inverse_width = "inverse-width"
 
 
-class SecondLayerInitChoice(str, Enum):
+class SecondLayerInitChoice(StrEnum):
     ones = "ones"
     law = "law"
 

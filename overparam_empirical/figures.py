@@ -31,8 +31,6 @@ module never changes the user's pyplot backend.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from overparam_empirical.analysis import (
     condition_of,
     prediction_band,
 )
+from overparam_theory.files import atomic_write
 
 __all__ = [
     "FIGURE_NAMES",
@@ -118,17 +117,14 @@ def _save(figure, out_dir: Path, name: str) -> list[Path]:
     written = []
     with matplotlib.rc_context({"svg.hashsalt": "overparam", "svg.fonttype": "path"}):
         for fmt in FORMATS:
-            target = folder / f"{name}.{fmt}"
-            handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".{fmt}.tmp")
-            os.close(handle)
-            try:
-                # metadata without dates: the same study gives byte-identical SVG files
-                metadata = {"Date": None} if fmt == "svg" else {"Software": "overparam"}
-                figure.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            # metadata without dates: the same study gives byte-identical SVG files
+            metadata = {"Date": None} if fmt == "svg" else {"Software": "overparam"}
+            target = atomic_write(
+                folder / f"{name}.{fmt}",
+                lambda tmp, fmt=fmt, metadata=metadata: figure.savefig(
+                    tmp, format=fmt, dpi=DPI, metadata=metadata
+                ),
+            )
             written.append(target)
     return written
 

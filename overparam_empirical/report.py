@@ -15,8 +15,6 @@ same tables to a rich console (what ``overparam empirical char-lm`` shows at the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from overparam_empirical.analysis import (
     format_ci,
 )
 from overparam_empirical.figures import FigureReport
+from overparam_theory.files import atomic_write_text
 
 __all__ = [
     "REPORT_NAME",
@@ -314,18 +313,6 @@ def _md_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(
     out_dir: Path,
     rows: StudyRows,
@@ -337,8 +324,9 @@ def write_report(
     out_dir = Path(out_dir)
     summary = json.dumps(summary_dict(rows, analysis, figures, extra), indent=2, allow_nan=False, default=str)
     paths = [out_dir / SUMMARY_NAME, out_dir / REPORT_NAME]
-    _atomic_write(paths[0], summary + "\n")
-    _atomic_write(paths[1], render_markdown(rows, analysis, figures))
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(paths[0], summary + "\n")
+    atomic_write_text(paths[1], render_markdown(rows, analysis, figures))
     return paths
 
 

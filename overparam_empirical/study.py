@@ -302,7 +302,7 @@ def _failed_row(run: RunConfig, error: str, wall_seconds: float) -> dict[str, An
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 # ---- progress -----------------------------------------------------------------------------------

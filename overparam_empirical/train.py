@@ -29,7 +29,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import torch
 
 from overparam_empirical.convergence import Convergence, EarlyStopping, analyze_curve
 from overparam_theory.errors import InputError
+from overparam_theory.files import atomic_write
 
 __all__ = [
     "OPTIMIZERS",
@@ -558,14 +558,7 @@ def _to_device(carry: Any, device: torch.device) -> Any:
 def _save_checkpoint(policy: CheckpointPolicy, run_id: str, state: dict) -> None:
     """temp file + rename: a kill leaves the previous checkpoint or the new one, never a torn file."""
     policy.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=policy.path.name, suffix=".tmp", dir=policy.path.parent)
-    os.close(fd)
-    try:
-        torch.save({"run_id": run_id, "state": state}, tmp)
-        os.replace(tmp, policy.path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(policy.path, lambda tmp: torch.save({"run_id": run_id, "state": state}, tmp))
 
 
 def _load_checkpoint(policy: CheckpointPolicy, run_id: str) -> dict | None:

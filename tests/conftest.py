@@ -10,4 +10,5 @@ from hypothesis import settings
 
 settings.register_profile("overparam-ci", derandomize=True, print_blob=True)
 settings.register_profile("overparam-explore", derandomize=False, print_blob=True)
-settings.load_profile("overparam-explore" if os.environ.get("OVERPARAM_HYPOTHESIS_RANDOM") else "overparam-ci")
+explore = bool(os.environ.get("OVERPARAM_HYPOTHESIS_RANDOM"))
+settings.load_profile("overparam-explore" if explore else "overparam-ci")

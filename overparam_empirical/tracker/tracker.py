@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from overparam_empirical.tracker.metrics import angle, mean_defined, paper_ae, s
 from overparam_empirical.tracker.schedule import Schedule, parse_schedule
 from overparam_empirical.tracker.snapshots import SnapshotStore
 from overparam_theory.errors import InputError
+from overparam_theory.files import atomic_write_text
 
 AE_METHODS = ("snapshots", "reference", "none")
 SCHEMA_VERSION = 1
@@ -73,17 +73,6 @@ StateLike = Mapping[str, torch.Tensor] | nn.Module
 def _json_float(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class TraversalTracker:
@@ -832,5 +821,5 @@ class TraversalTracker:
         if target.is_dir():
             raise InputError(f"cannot write {target}: it is a folder")
         text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
-        _atomic_write_text(target, text)
+        atomic_write_text(target, text)
         return target
