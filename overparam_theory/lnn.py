@@ -36,7 +36,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from overparam_theory.datasets import RegressionData
 from overparam_theory.errors import InputError
@@ -214,6 +213,8 @@ class LNNDynamics:
         between the bounds of the excited modes. 0 if W0 is on the minimiser set; None if an excited mode
         does not contract. Exact arithmetic: a mode with ``e_j = 0`` stays unexcited.
         """
+        from scipy.special import logsumexp  # here, not at import: the CLI's start-up time
+
         eps = check_eps(eps)
         W0 = np.asarray(W0, dtype=np.float64)
         self._check_weights(W0)

@@ -40,15 +40,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import mpmath
 import numpy as np
-from scipy import integrate, special
 
 from overparam_theory.datasets import RegressionData
 from overparam_theory.errors import InputError
 from overparam_theory.init_laws import INIT_LAW_NAMES
 from overparam_theory.lnn_minimiser import Minimiser, check_data, check_scale, check_width, minimiser
+
+if TYPE_CHECKING:
+    import mpmath
+
+# scipy.special / scipy.integrate and mpmath are imported inside the functions that need them: together
+# they cost ~0.3 s to import, more than the whole default `overparam theory lnn` computation.
 
 __all__ = [
     "DirectDistance",
@@ -90,11 +95,18 @@ def chi_mean(r: int) -> float:
 
 
 def gaussian_norm_mean(c_norm: float, sigma: float, r: int) -> float:
-    """``E||c - sigma Z_r||`` (noncentral-chi mean) for ``||c|| = c_norm``, exact via mpmath's 1F1.
+    """``E||c - sigma Z_r||`` (noncentral-chi mean) for ``||c|| = c_norm``, exact.
 
-    ``sigma sqrt(2) Gamma((r+1)/2)/Gamma(r/2) 1F1(-1/2; r/2; -lambda**2/2)``, ``lambda = c_norm/sigma``;
-    r = 1 reduces to the folded-normal mean.
+    ``sigma sqrt(2) Gamma((r+1)/2)/Gamma(r/2) 1F1(-1/2; r/2; -lambda**2/2)``, ``lambda = c_norm/sigma``
+    (mpmath's 1F1 at 30 digits); r = 1 is the folded-normal mean
+    ``sigma sqrt(2/pi) exp(-lambda**2/2) + |c| erf(lambda/sqrt 2)``, evaluated directly.
     """
+    if r == 1:  # folded normal: both terms positive, no cancellation, no mpmath needed
+        lam = abs(c_norm) / sigma
+        density_term = math.sqrt(2.0 / math.pi) * math.exp(-0.5 * lam * lam)
+        return sigma * density_term + abs(c_norm) * math.erf(lam / math.sqrt(2.0))
+    import mpmath
+
     lam2 = (c_norm / sigma) ** 2
     with mpmath.workdps(30):
         value = mpmath.hyp1f1(-0.5, mpmath.mpf(r) / 2, -mpmath.mpf(lam2) / 2)
@@ -108,6 +120,8 @@ def ball_abs_mean(c: float, R: float, n_weights: int | float) -> float:
     ``k = |c| / R < 1``: ``E|c - u| = |c| + 2 R [(1 - k**2)**(m+1) / (2 (m+1) B(1/2, m+1))
     - (k/2) (1 - I_{k**2}(1/2, m+1))]``; for ``k >= 1`` it is ``|c|`` (the point lies outside the ball).
     """
+    from scipy import special  # imported where needed: keeps `import overparam_theory.lnn` light
+
     a = abs(c)
     k = a / R
     if k >= 1.0:
@@ -128,6 +142,8 @@ def ball_norm_mean(c_norm: float, R: float, n_weights: int, r: int) -> tuple[flo
     """
     if r == 1:
         return ball_abs_mean(c_norm, R, n_weights), 0.0
+    from scipy import integrate, special
+
     a, b = r / 2.0, (n_weights - r) / 2.0 + 1.0
     k = c_norm / R
     log_norm = special.betaln(0.5, (r - 1) / 2.0)  # int_0^pi sin^(r-2)
@@ -157,6 +173,8 @@ def ball_norm_mean(c_norm: float, R: float, n_weights: int, r: int) -> tuple[flo
 
 def _cube_positive_part_mp(b_prime: mpmath.mpf, K: int) -> mpmath.mpf:
     """``E[(b' - S)_+]`` for S Irwin-Hall(K), ``0 <= b' <= K``, at the current mpmath precision."""
+    import mpmath
+
     total = mpmath.mpf(0)
     for j in range(int(mpmath.floor(b_prime)) + 1):
         term = math.comb(K, j) * (b_prime - j) ** (K + 1)
@@ -172,6 +190,8 @@ def cube_abs_mean(a: float, R: float, K: int) -> float:
     (the terms outgrow the result exponentially in K: in float64 the relative error is 4e-9 at K = 60,
     5 % at K = 100 and the result is garbage at K = 150).
     """
+    import mpmath
+
     K = check_width(K, "K")
     a_abs = abs(a)
     if a_abs >= K * R:
@@ -259,6 +279,8 @@ def cube_norm_mean(a: np.ndarray, R: float, K: int) -> tuple[float, float]:
     product over coordinates; ``1 - prod_j (1 - q_j)`` is formed from the complements ``q_j`` without
     cancellation. The t-integral runs over ``u = log t`` (both tails decay like ``e**(-|u|/2)``).
     """
+    from scipy import integrate
+
     a = np.asarray(a, dtype=np.float64).ravel()
     K = check_width(K, "K")
     betas = (a + K * R) / (2.0 * R)  # coordinates in Irwin-Hall units: a_j - s_j = 2R (beta_j - S_j)

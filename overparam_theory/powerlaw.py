@@ -49,6 +49,13 @@ class PowerLawFit:
     ``a_ci, k_ci, b_ci`` are ``(low, high)`` bootstrap intervals at ``level`` (``None`` for a plain fit).
     ``rss_log`` is the residual sum of squares in log space; ``n_points`` the points used; ``n_dropped``
     the points dropped for being non-finite or non-positive.
+
+    Bootstrap bookkeeping: ``n_boot`` replicates entered the intervals; ``n_boot_failed`` were left out,
+    of which ``n_boot_nonfinite`` because their fit ran off to a non-finite ``a``, ``k`` or ``b`` (flat or
+    step-like data: the optimiser drives ``k`` to ±large and ``a = exp(log a)`` overflows) and the rest
+    because they had too few distinct sizes. ``replicates`` holds the kept replicates' ``(a, k, b)``
+    (shape ``(n_boot, 3)`` via :meth:`replicate_array`), so that a caller can draw a prediction band
+    (:meth:`band`) without refitting. ``log_a`` is ``log a``, finite even where ``a`` overflows.
     """
 
     a: float
@@ -65,10 +72,41 @@ class PowerLawFit:
     n_boot: int = 0
     n_boot_failed: int = 0
     bootstrap_method: str | None = None
+    n_boot_nonfinite: int = 0
+    replicates: tuple[tuple[float, float, float], ...] | None = field(default=None, repr=False, compare=False)
+    log_a: float | None = field(default=None, repr=False, compare=False)
 
     def predict(self, M) -> np.ndarray:
-        """``a·M^(−k) + b`` at the given model size(s)."""
-        return self.a * np.asarray(M, dtype=float) ** (-self.k) + self.b
+        """``a·M^(−k) + b`` at the given model size(s), evaluated as ``exp(log a − k log M) + b``.
+
+        Far outside the fitted sizes the power term may overflow: that gives ``inf``, without a warning.
+        """
+        log_a = self.log_a if self.log_a is not None else _log(self.a)
+        return _power_curve(log_a, self.k, self.b, np.asarray(M, dtype=float))
+
+    def replicate_array(self) -> np.ndarray:
+        """The kept bootstrap replicates as an ``(n_boot, 3)`` array of ``(a, k, b)`` (empty if none)."""
+        if not self.replicates:
+            return np.empty((0, 3))
+        return np.array(self.replicates, dtype=float)
+
+    def band(self, M, level: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pointwise percentile band of the replicates' curves at ``M``, at ``level`` (default: the fit's).
+
+        ``None`` without replicates (a plain fit). Curves that overflow far from the data enter as ``inf``
+        (a percentile of them can then be ``inf``, never NaN).
+        """
+        reps = self.replicate_array()
+        if reps.shape[0] < 2:
+            return None
+        level = _check_level(self.level if level is None else level)
+        M = np.asarray(M, dtype=float)
+        with np.errstate(divide="ignore"):
+            log_a = np.log(reps[:, 0])
+        curves = _power_curve(log_a[:, None], reps[:, 1:2], reps[:, 2:3], M.reshape(1, -1))
+        tail = 100.0 * (1.0 - level) / 2.0
+        low, high = _percentile_inf_safe(curves, [tail, 100.0 - tail])
+        return low.reshape(M.shape), high.reshape(M.shape)
 
     def describe(self) -> str:
         """One line such as ``y ≈ 3.1·M^-0.52 + 0.8`` (with intervals when present)."""
@@ -80,6 +118,36 @@ class PowerLawFit:
         if self.offset:
             parts.append(fmt("b", self.b, self.b_ci))
         return ", ".join(parts)
+
+
+def _log(value: float) -> float:
+    with np.errstate(divide="ignore"):
+        return float(np.log(value))
+
+
+def _power_curve(log_a, k, b, M) -> np.ndarray:
+    """``exp(log a − k log M) + b`` without overflow warnings (overflow gives ``inf``)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return np.exp(log_a - k * np.log(M)) + b
+
+
+def _percentile_inf_safe(values: np.ndarray, q: list[float]) -> np.ndarray:
+    """``np.percentile`` over axis 0 that tolerates ``inf`` entries (numpy's interpolation would compute
+    ``inf − inf = NaN`` between two infinite neighbours): interpolate where finite, else take the
+    neighbour itself."""
+    ordered = np.sort(values, axis=0)
+    n = ordered.shape[0]
+    out = []
+    for quantile in q:
+        position = (n - 1) * quantile / 100.0
+        lower = int(np.floor(position))
+        upper = min(lower + 1, n - 1)
+        weight = position - lower
+        lo, hi = ordered[lower], ordered[upper]
+        with np.errstate(invalid="ignore"):
+            mixed = lo + weight * (hi - lo)
+        out.append(np.where(np.isfinite(mixed), mixed, np.where(weight < 0.5, lo, hi)))
+    return np.array(out)
 
 
 @dataclass(frozen=True)
@@ -236,7 +304,10 @@ def _offset_starts(log_m: np.ndarray, log_y: np.ndarray, n_starts: int) -> list[
 
 
 def _fit_arrays(m: np.ndarray, y: np.ndarray, offset: bool, n_starts: int) -> tuple[float, ...]:
-    """(a, k, b, rss_log) for clean positive arrays, fitted on data scaled by geometric means."""
+    """(a, k, b, rss_log, log a) for clean positive arrays, fitted on data scaled by geometric means.
+
+    ``a`` overflows to ``inf`` when the fit runs off to a huge exponent (step-like data); ``log a`` stays
+    finite."""
     log_m_raw, log_y_raw = np.log(m), np.log(y)
     m_shift, y_shift = float(np.mean(log_m_raw)), float(np.mean(log_y_raw))
     log_m, log_y = log_m_raw - m_shift, log_y_raw - y_shift
@@ -247,9 +318,11 @@ def _fit_arrays(m: np.ndarray, y: np.ndarray, offset: bool, n_starts: int) -> tu
         theta, rss = _offset_fit_normalised(log_m, log_y, _offset_starts(log_m, log_y, n_starts))
         log_a, k, b_norm = (float(v) for v in theta)
     # undo the scaling: y = e^{y_shift}·(A·(M/e^{m_shift})^{-k} + b_norm)
-    a = float(np.exp(log_a + y_shift + k * m_shift))
+    log_a_raw = log_a + y_shift + k * m_shift
+    with np.errstate(over="ignore"):
+        a = float(np.exp(log_a_raw))
     b = float(b_norm * np.exp(y_shift))
-    return a, float(k), b, float(rss)
+    return a, float(k), b, float(rss), float(log_a_raw)
 
 
 def _require_distinct(m: np.ndarray, needed: int, what: str) -> None:
@@ -270,8 +343,10 @@ def fit_power_law(M, y, *, offset: bool = True, n_starts: int = 8) -> PowerLawFi
     needed = 3 if offset else 2
     (m, yy), n_dropped = _clean({"M": M, "y": y}, needed, "power-law fit")
     _require_distinct(m, needed, "power-law fit")
-    a, k, b, rss = _fit_arrays(m, yy, offset, int(n_starts))
-    return PowerLawFit(a=a, k=k, b=b, offset=offset, n_points=len(m), n_dropped=n_dropped, rss_log=rss)
+    a, k, b, rss, log_a = _fit_arrays(m, yy, offset, int(n_starts))
+    return PowerLawFit(
+        a=a, k=k, b=b, offset=offset, n_points=len(m), n_dropped=n_dropped, rss_log=rss, log_a=log_a
+    )
 
 
 def _group_indices(groups: np.ndarray) -> list[np.ndarray]:
@@ -296,9 +371,12 @@ def bootstrap_power_law(
     ``M``, i.e. the repeated seeds of one model size) are drawn with replacement *within* the group, so each
     replicate has the same design.  If no group holds two or more points there is nothing to resample
     within; the points themselves are then resampled (pairs bootstrap) and ``bootstrap_method`` says so.
-    Replicates whose fit is impossible (fewer distinct sizes than parameters) are skipped and counted in
-    ``n_boot_failed``.  Replicate fits start from the full-data optimum and the pure fit (2 starts).
-    Deterministic for a given ``seed``.
+    Replicates whose fit is impossible (fewer distinct sizes than parameters) or runs off to non-finite
+    parameters (flat or step-like data; counted separately in ``n_boot_nonfinite``) are skipped and
+    counted in ``n_boot_failed``: the intervals come from the ``n_boot`` finite replicates, which are
+    returned in ``replicates`` (prediction bands: :meth:`PowerLawFit.band`).  Replicate fits start from
+    the full-data optimum and the pure fit (2 starts).  Deterministic for a given ``seed``; emits no
+    floating-point warnings.
     """
     level = _check_level(level)
     if int(n_boot) < 2:
@@ -318,11 +396,11 @@ def bootstrap_power_law(
         labels = group_array[keep]
     members = _group_indices(labels)
 
-    a, k, b, rss = _fit_arrays(m, yy, offset, int(n_starts))
+    a, k, b, rss, log_a = _fit_arrays(m, yy, offset, int(n_starts))
     rng = np.random.default_rng(seed)
     replicated = any(len(idx) > 1 for idx in members)
     method = "within-group" if replicated else "pairs"
-    samples, failed = [], 0
+    samples, failed, nonfinite = [], 0, 0
     for _ in range(int(n_boot)):
         if replicated:
             picks = np.concatenate([idx[rng.integers(0, len(idx), len(idx))] for idx in members])
@@ -332,9 +410,17 @@ def bootstrap_power_law(
         if len(np.unique(m_b)) < needed:
             failed += 1
             continue
-        samples.append(_refit(m_b, y_b, offset, (a, k, b)))
+        replicate = _refit(m_b, y_b, offset, (log_a, k, b))
+        if not all(np.isfinite(replicate)):  # the optimiser ran off (flat or step-like data)
+            failed += 1
+            nonfinite += 1
+            continue
+        samples.append(replicate)
     if len(samples) < 2:
-        raise InputError(f"power-law bootstrap: only {len(samples)} of {n_boot} replicates could be fitted")
+        raise InputError(
+            f"power-law bootstrap: only {len(samples)} of {n_boot} replicates could be fitted "
+            f"({nonfinite} ran off to non-finite parameters)"
+        )
     boot = np.array(samples)
     tail = 100.0 * (1.0 - level) / 2.0
     low, high = np.percentile(boot, [tail, 100.0 - tail], axis=0)
@@ -353,11 +439,18 @@ def bootstrap_power_law(
         n_boot=len(samples),
         n_boot_failed=failed,
         bootstrap_method=method,
+        n_boot_nonfinite=nonfinite,
+        replicates=tuple(samples),
+        log_a=log_a,
     )
 
 
 def _refit(m: np.ndarray, y: np.ndarray, offset: bool, full: tuple[float, float, float]) -> tuple:
-    """One bootstrap replicate's (a, k, b): two starts (full-data optimum, pure fit) for speed."""
+    """One bootstrap replicate's (a, k, b): two starts (full-data optimum, pure fit) for speed.
+
+    ``full`` is the full-data ``(log a, k, b)``. ``a`` is ``inf`` when the replicate's fit ran off to a
+    huge exponent (``exp`` overflows, silently): the caller drops such replicates.
+    """
     log_m_raw, log_y_raw = np.log(m), np.log(y)
     m_shift, y_shift = float(np.mean(log_m_raw)), float(np.mean(log_y_raw))
     log_m, log_y = log_m_raw - m_shift, log_y_raw - y_shift
@@ -365,18 +458,14 @@ def _refit(m: np.ndarray, y: np.ndarray, offset: bool, full: tuple[float, float,
         log_a, k, _ = _pure_fit_log(log_m, log_y)
         b_norm = 0.0
     else:
-        a_full, k_full, b_full = full
-        start_full = np.array(
-            [np.log(a_full) - y_shift - k_full * m_shift, k_full, b_full * np.exp(-y_shift)]
-        )
+        log_a_full, k_full, b_full = full
+        start_full = np.array([log_a_full - y_shift - k_full * m_shift, k_full, b_full * np.exp(-y_shift)])
         starts = [start_full, *_offset_starts(log_m, log_y, 1)]
         theta, _ = _offset_fit_normalised(log_m, log_y, starts)
         log_a, k, b_norm = (float(v) for v in theta)
-    return (
-        float(np.exp(log_a + y_shift + k * m_shift)),
-        float(k),
-        float(b_norm * np.exp(y_shift)),
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = float(np.exp(log_a + y_shift + k * m_shift))
+    return (a, float(k), float(b_norm * np.exp(y_shift)))
 
 
 def student_t_quantile(p: float, df: float) -> float:

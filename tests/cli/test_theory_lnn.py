@@ -192,6 +192,30 @@ def test_trainable_second_layer_has_no_closed_form_columns(capsys, tmp_path):
     assert payload["options"]["train_second_layer"] is True
 
 
+def test_halting_time_exponent_is_fitted_where_wider_converges_faster(capsys, tmp_path):
+    json_out = tmp_path / "out.json"
+    code, out, err = overparam(capsys, "--trials", "200", "--json", str(json_out))
+    assert code == 0, err
+    exponents = json.loads(json_out.read_text())["exponents"]
+    # built-in data, lr 0.1: T = 15, 5, 4, 10, 52 for K = 1..5; the fastest width is 3
+    assert exponents["fitted_widths"] == [1, 2, 3, 4, 5]
+    assert exponents["halting_time_fitted_widths"] == [1, 2, 3]
+    slope = np.polyfit(np.log([1, 2, 3]), np.log([15, 5, 4]), 1)[0]
+    assert exponents["halting_time"] == pytest.approx(-slope) and exponents["halting_time"] > 1
+    assert exponents["mc_halting_time"] == pytest.approx(exponents["halting_time"])
+    # over every converging width the two branches mix: a negative "exponent", reported under its own key
+    assert exponents["halting_time_all_converging"] == pytest.approx(-0.458, abs=1e-3)
+    assert "the branch where wider converges faster" in " ".join(out.split())
+    code, _, err = overparam(
+        capsys, "--trials", "100", "--lr-scaling", "inverse-width", "--max-width", "6",
+        "--json", str(json_out),
+    )  # fmt: skip
+    assert code == 0, err
+    exponents = json.loads(json_out.read_text())["exponents"]
+    assert exponents["halting_time_fitted_widths"] == [1, 2, 3, 4, 5, 6]  # every width ties
+    assert exponents["halting_time"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_same_seed_same_json(capsys, tmp_path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     for path in (first, second):
@@ -211,9 +235,24 @@ def test_the_command_does_not_import_torch_or_matplotlib():
         "    run(['theory', 'lnn', '--max-width', '3', '--trials', '100'])\n"
         "except SystemExit as exc:\n"
         "    assert exc.code == 0, exc.code\n"
-        "print(sorted(m for m in ('torch', 'matplotlib', 'sympy') if m in sys.modules))\n"
+        "heavy = ('torch', 'matplotlib', 'sympy', 'mpmath', 'scipy.integrate', 'scipy.optimize')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    # no torch ever; matplotlib only for --plot; sympy is not needed for this command
+    # no torch ever; matplotlib only for --plot; sympy is not needed for this command, nor are mpmath,
+    # scipy.integrate and scipy.optimize for the default (ball) law: ~0.3 s of start-up time
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_importing_the_error_type_stays_light():
+    """Every command imports overparam_theory.errors: that must not pull in the closed forms (scipy)."""
+    script = (
+        "import sys\n"
+        "from overparam_theory.errors import InputError\n"
+        "import overparam_cli.main\n"
+        "print(sorted(m for m in ('scipy', 'mpmath', 'overparam_theory.lnn') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,6 +1,7 @@
 """Power-law fits: recovery of planted parameters, optimality, bootstrap intervals, input errors."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -204,3 +205,45 @@ def test_dataset_size_law_input_errors():
 def test_student_t_quantile_matches_known_values():
     assert student_t_quantile(0.975, 10) == pytest.approx(2.228138852, rel=1e-8)
     assert student_t_quantile(0.975, math.inf) == pytest.approx(1.959963985, rel=1e-8)
+
+
+def flat_data(seed=1):
+    """Flat, noisy data (no trend in M): some bootstrap replicates fit a step with k ~ 20-150, where
+    a = exp(log a) overflows. Seed 1 gives 41 such replicates of 200 (found by a scan of seeds)."""
+    M = np.repeat([1e4, 3e4, 1e5, 3e5, 1e6, 3e6], 3)
+    return M, 1000 * np.exp(0.2 * np.random.default_rng(seed).standard_normal(len(M)))
+
+
+def test_bootstrap_drops_non_finite_replicates_without_warnings():
+    M, y = flat_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before the fix: 42 overflow / invalid-value RuntimeWarnings
+        fit = bootstrap_power_law(M, y, n_boot=200, seed=0)
+    assert fit.n_boot_nonfinite > 0  # the scenario is really exercised
+    assert fit.n_boot + fit.n_boot_failed == 200 and fit.n_boot_nonfinite <= fit.n_boot_failed
+    for ci in (fit.a_ci, fit.k_ci, fit.b_ci):  # before the fix: a_ci = (749, nan)
+        assert all(math.isfinite(v) for v in ci)
+    reps = fit.replicate_array()
+    assert reps.shape == (fit.n_boot, 3) and np.all(np.isfinite(reps))
+    assert fit.k_ci == tuple(np.percentile(reps[:, 1], [2.5, 97.5]))
+
+
+def test_bootstrap_band_is_the_percentile_band_of_the_replicate_curves():
+    M, y, _ = planted(200.0, 0.6, 1.0, 0.03, seed=7, repeats=4)
+    fit = bootstrap_power_law(M, y, n_boot=100, seed=1)
+    grid = np.geomspace(1e2, 1e7, 5)
+    low, high = fit.band(grid)
+    curves = np.array([a * grid ** (-k) + b for a, k, b in fit.replicates])
+    np.testing.assert_allclose(low, np.percentile(curves, 2.5, axis=0), rtol=1e-10)
+    np.testing.assert_allclose(high, np.percentile(curves, 97.5, axis=0), rtol=1e-10)
+    assert np.all(low <= fit.predict(grid) * (1 + 1e-9)) and np.all(fit.predict(grid) <= high * (1 + 1e-9))
+    wider = fit.band(grid, level=0.99)
+    assert np.all(wider[0] <= low) and np.all(wider[1] >= high)
+    assert fit_power_law(M, y).band(grid) is None  # a plain fit has no replicates
+    # far outside the data a runaway replicate overflows: inf, not NaN, and no warning
+    flat = bootstrap_power_law(*flat_data(), n_boot=200, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = flat.band([1.0, 1e5])
+        far = flat.predict(1e-30)
+    assert np.all(~np.isnan(low)) and np.all(~np.isnan(high)) and not np.isnan(far)
