@@ -8,8 +8,9 @@ Load the rows once with :meth:`StudyRows.from_store` (or build them by hand in t
   each model size by :func:`overparam_theory.powerlaw.bootstrap_power_law`);
 * :func:`dataset_size_fit` — ``steps ≈ c·D^α / M^k`` jointly over fractions (Section 3.2; the paper says
   "almost linear in D", i.e. α ≈ 1), ``D`` = training-split size in characters;
-* :func:`group_exponents` — per layer group, the log-log slope ``e`` of ``quantity ≈ c·width^e`` (final
-  direct distance ‖W_T − W_0‖, mean step size ‖Δ_t‖, mean As) with a bootstrap CI (Figs. 6–8);
+* :func:`group_exponents` — per layer group, the log-log slope ``e`` of ``quantity ≈ c·width^e`` (direct
+  distance ‖W* − W_0‖, mean step size ‖Δ_t‖ and mean As over the steps to W*) with a bootstrap CI
+  (Figs. 6–8);
 * :func:`angle_summary` — mean As per width and group, in units of π, with a t-interval over seeds (Fig. 8);
 * :func:`yin_residuals` — how exactly the tracker's sums satisfy Yin et al.'s identity (paper eq. 3);
 * :func:`width_table` — the per-width summary table printed at the end of a study;
@@ -21,6 +22,12 @@ mix conditions. Runs with status ``diverged`` or ``failed`` are excluded from ev
 ``capped`` runs (the step budget ran out before the stopping rule fired) are included and flagged, since
 their step counts are lower bounds. Where there are too few widths or seeds a result carries ``fit=None``
 and a ``note`` beginning "not enough data" instead of raising.
+
+The traversal is the way from W_0 to W* (the minimum-validation-loss weights, reached after
+``steps_to_min`` updates): the paper's "direct distance from initial weights to final (converged)
+weights", and Yin's identity (paper eq. 3-4) with T = the steps to reach W*. A run goes on ``patience``
+evaluations past W* before early stopping ends it at W_T; the quantities of that whole run
+(‖W_T − W_0‖, step size and As over all T steps) are kept as secondary quantities (see QUANTITIES).
 """
 
 from __future__ import annotations
@@ -43,8 +50,15 @@ from overparam_theory.powerlaw import (
 )
 
 __all__ = [
+    "ANGLE",
+    "DISTANCE",
     "GROUP_ORDER",
     "METRICS",
+    "PATH_LENGTH",
+    "PRIMARY_QUANTITIES",
+    "QUANTITIES",
+    "SECONDARY_QUANTITIES",
+    "STEP_SIZE",
     "AngleRow",
     "Comparison",
     "Condition",
@@ -576,11 +590,25 @@ def dataset_size_fit(
 # Figs. 6-8: traversal quantities vs width per layer group
 
 QUANTITIES = {
-    "final_distance": "direct distance ‖W_T − W_0‖",
-    "mean_step_size": "mean step size ‖Δ_t‖",
-    "mean_as": "mean As (radians)",
-    "path_length": "path length Σ‖Δ_t‖",
+    # primary: the way from W_0 to W* (traversal_summary columns *_to_star)
+    "distance_init_to_star": "direct distance ‖W* − W_0‖",
+    "mean_step_size_to_star": "mean step size ‖Δ_t‖ over the steps to W*",
+    "path_length_to_star": "path length Σ‖Δ_t‖ to W*",
+    "mean_as_to_star": "mean As over the steps to W* (radians)",
+    # secondary: the whole run, to W_T where early stopping ended it
+    "final_distance": "distance ‖W_T − W_0‖ to the weights where the run stopped",
+    "mean_step_size": "mean step size ‖Δ_t‖ over the whole run",
+    "path_length": "path length Σ‖Δ_t‖ of the whole run",
+    "mean_as": "mean As over the whole run (radians)",
 }
+PRIMARY_QUANTITIES = (
+    "distance_init_to_star",
+    "mean_step_size_to_star",
+    "path_length_to_star",
+    "mean_as_to_star",
+)
+SECONDARY_QUANTITIES = ("final_distance", "mean_step_size", "path_length", "mean_as")
+DISTANCE, STEP_SIZE, PATH_LENGTH, ANGLE = PRIMARY_QUANTITIES
 
 
 @dataclass(frozen=True)
@@ -630,7 +658,7 @@ def _usable_with_summaries(runs, summaries_by_run):
 def group_exponents(
     rows: StudyRows,
     *,
-    quantities: Sequence[str] = ("final_distance", "mean_step_size"),
+    quantities: Sequence[str] = (DISTANCE, STEP_SIZE),
     x: str = "width",
     n_boot: int = 1000,
     seed: int = 0,
@@ -703,7 +731,7 @@ def _exponent(cond, fraction, group, quantity, x, points, n_boot, seed, level) -
 
 @dataclass(frozen=True)
 class AngleRow:
-    """Mean As and Ae (run averages over the tracked steps) at one width, in units of π."""
+    """Mean As and Ae (each run's average over its tracked steps before W*) at one width, in units of π."""
 
     condition: Condition
     fraction: float
@@ -749,8 +777,8 @@ def angle_summary(rows: StudyRows, level: float = 0.95) -> list[AngleRow]:
                         group,
                         width,
                         int(width_runs[0]["n_params"]),
-                        mean_ci([s.get("mean_as", math.nan) / math.pi for s in summaries], level),
-                        mean_ci([s.get("mean_ae", math.nan) / math.pi for s in summaries], level),
+                        mean_ci([s.get(ANGLE, math.nan) / math.pi for s in summaries], level),
+                        mean_ci([s.get("mean_ae_to_star", math.nan) / math.pi for s in summaries], level),
                     )
                 )
     return out
@@ -772,7 +800,8 @@ class WidthRow:
     steps_to_min: MeanCI
     min_val_loss: MeanCI
     wall_seconds: MeanCI
-    groups: Mapping[str, Mapping[str, MeanCI]]  # group -> {"distance", "step_size", "as_pi"}
+    # group -> {"distance" ‖W*−W_0‖, "step_size" and "as_pi" to W*, "distance_to_stop" ‖W_T−W_0‖}
+    groups: Mapping[str, Mapping[str, MeanCI]]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -807,9 +836,10 @@ def width_table(rows: StudyRows, *, metric: str = "steps_to_within", level: floa
                 sums = [by_run[r["run_id"]][group] for r in usable if group in by_run.get(r["run_id"], {})]
                 if sums:
                     groups[group] = {
-                        "distance": mean_ci([s.get("final_distance") for s in sums], level),
-                        "step_size": mean_ci([s.get("mean_step_size") for s in sums], level),
-                        "as_pi": mean_ci([s.get("mean_as", math.nan) / math.pi for s in sums], level),
+                        "distance": mean_ci([s.get(DISTANCE) for s in sums], level),
+                        "step_size": mean_ci([s.get(STEP_SIZE) for s in sums], level),
+                        "as_pi": mean_ci([s.get(ANGLE, math.nan) / math.pi for s in sums], level),
+                        "distance_to_stop": mean_ci([s.get("final_distance") for s in sums], level),
                     }
             n_params = [int(r["n_params"]) for r in width_runs if r.get("n_params")]
             out.append(
@@ -1076,7 +1106,7 @@ def paper_comparison(
 
     # 3. direct distance shrinks with width, per group
     for group in rows.groups():
-        e = _find(exponents, cond, fraction, group, "final_distance")
+        e = _find(exponents, cond, fraction, group, DISTANCE)
         if e is None:
             continue
         paper = {
@@ -1090,13 +1120,13 @@ def paper_comparison(
                 paper,
                 _describe_exponent(e),
                 verdict_sign(e.exponent_ci, -1),
-                sign_rule + " (exponent vs width)",
+                sign_rule + " (exponent of ‖W* − W_0‖ vs width, W* = min. validation loss weights)",
             )
         )
 
     # 4. step size grows: softmax ≈ width^0.5, hidden ≈ width^0.21, embedding barely
     for group, value in (("softmax", 0.5), ("hidden", 0.21)):
-        e = _find(exponents, cond, fraction, group, "mean_step_size")
+        e = _find(exponents, cond, fraction, group, STEP_SIZE)
         if e is None:
             continue
         out.append(
@@ -1106,11 +1136,11 @@ def paper_comparison(
                 _describe_exponent(e),
                 verdict_value(e.exponent_ci, value),
                 f"agree if the exponent's CI contains {value} and excludes 0; "
-                f"disagree if it excludes {value}",
+                f"disagree if it excludes {value} (mean ‖Δ_t‖ over the steps to W*)",
             )
         )
     for group in ("embedding", "all"):
-        e = _find(exponents, cond, fraction, group, "mean_step_size")
+        e = _find(exponents, cond, fraction, group, STEP_SIZE)
         if e is None:
             continue
         out.append(
@@ -1119,7 +1149,7 @@ def paper_comparison(
                 "grows" if group == "all" else "grows little (+10 % over 16.5× params)",
                 _describe_exponent(e),
                 verdict_sign(e.exponent_ci, +1),
-                sign_rule + " (exponent vs width)",
+                sign_rule + " (exponent of the mean ‖Δ_t‖ over the steps to W* vs width)",
             )
         )
 
@@ -1137,7 +1167,7 @@ def paper_comparison(
                 f"{_fmt_ci(pooled.mean, ci)} π (mean over {len(values)} widths)",
                 verdict_band(ci, ANGLE_BAND),
                 f"agree if the CI of the mean over widths lies in [{ANGLE_BAND[0]}, {ANGLE_BAND[1]}] π; "
-                "disagree if it lies outside",
+                "disagree if it lies outside (As averaged over the tracked steps before W*)",
             )
         )
 
@@ -1281,8 +1311,8 @@ def lnn_comparison(rows: StudyRows, exponents: Sequence[GroupExponent]) -> list[
     exponent is the log-log slope of the exact ``E[D0]``
     (:func:`overparam_theory.lnn.expected_direct_distance`) over the study's widths;
     a group's measured exponent is *consistent* when its CI contains it.
-    The RHN is nonlinear and its end point is where training stopped, not a projection on a minimiser
-    set, so this is a comparison of scaling shapes, not a derivation.
+    The RHN is nonlinear and its W* is the minimum-validation-loss point of one SGD path, not a
+    projection on a minimiser set, so this is a comparison of scaling shapes, not a derivation.
     """
     from overparam_theory.datasets import builtin_dataset
     from overparam_theory.lnn import expected_direct_distance, large_width_limit
@@ -1294,7 +1324,7 @@ def lnn_comparison(rows: StudyRows, exponents: Sequence[GroupExponent]) -> list[
     measured = {
         e.group: (e.exponent, e.exponent_ci)
         for e in exponents
-        if (e.condition, e.fraction, e.quantity, e.x) == (cond, fraction, "final_distance", "width")
+        if (e.condition, e.fraction, e.quantity, e.x) == (cond, fraction, DISTANCE, "width")
     }
     widths = sorted({int(r["width"]) for r in rows.runs if condition_of(r) == cond})
     if len(widths) < 2 or not measured:
@@ -1393,10 +1423,10 @@ def analyze(
     conv_other = convergence_fits(rows, metric=other, n_boot=n_boot, seed=seed, level=level)
     conv_pure = convergence_fits(rows, metric=metric, offset=False, n_boot=n_boot, seed=seed, level=level)
     datasize = dataset_size_fit(rows, metric=metric, level=level)
-    quantities = ("final_distance", "mean_step_size", "mean_as", "path_length")
-    exps = group_exponents(rows, quantities=quantities, n_boot=n_boot, seed=seed, level=level)
+    both = PRIMARY_QUANTITIES + SECONDARY_QUANTITIES
+    exps = group_exponents(rows, quantities=both, n_boot=n_boot, seed=seed, level=level)
     exps_params = group_exponents(
-        rows, quantities=quantities, x="n_params", n_boot=n_boot, seed=seed, level=level
+        rows, quantities=PRIMARY_QUANTITIES, x="n_params", n_boot=n_boot, seed=seed, level=level
     )
     angles = angle_summary(rows, level)
     return StudyAnalysis(

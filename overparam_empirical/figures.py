@@ -15,13 +15,15 @@ fig2_lr_optimizer      the same per optimizer / learning rate, largest fraction 
 fig3b_dataset_size     steps vs training-set size (characters), one line per width, with the fitted
                        ``c·D^α / M^k`` (Fig. 3b); needs ≥ 2 fractions
 fig5_loss_and_steps    violins over seeds of min. validation loss and steps vs model size (Fig. 5)
-fig6_distance          violins of the direct distance ‖W_T − W_0‖ per layer group (Fig. 6); log y
-fig7_step_size         violins of the mean step size ‖Δ_t‖ per layer group (Fig. 7); log y
-fig8_angle             violins of the mean angle As (fraction of π) per layer group (Fig. 8)
+fig6_distance          violins of the direct distance ‖W* − W_0‖ per layer group (Fig. 6); log y
+fig7_step_size         violins of the mean step size ‖Δ_t‖ on the way to W* per layer group (Fig. 7)
+fig8_angle             violins of the mean angle As (fraction of π) on the way to W* per group (Fig. 8)
 trajectories           distance ‖W_t − W_0‖ and As(t) against the step, per width and group (new)
 validation_curves      validation loss against the step per width, with the convergence markers (new)
 =====================  ==========================================================================
 
+W* is the minimum-validation-loss weights (the paper's converged weights); Figs. 6–8 show the way from W_0
+to W*, not the extra ``patience`` evaluations after it (see :mod:`overparam_empirical.analysis`).
 Figures 5–8 and the trajectories use the analysis's *primary slice* (SGD without lr scaling preferred,
 then the largest fraction; see :func:`~overparam_empirical.analysis.primary_slice`), as the paper's
 Section 4.3 does. matplotlib is used through the object API with the Agg canvas, so importing this
@@ -40,7 +42,10 @@ from typing import Any
 import numpy as np
 
 from overparam_empirical.analysis import (
+    ANGLE,
+    DISTANCE,
     METRICS,
+    STEP_SIZE,
     USABLE,
     ConvergenceFit,
     StudyAnalysis,
@@ -451,7 +456,7 @@ def _group_violins(
         colour = GROUP_COLOURS.get(group, "#9467bd")
         _violins(ax, list(range(len(widths))), samples, colour, log)
         e = exponents.get(group)
-        if e is not None and e.exponent is not None and quantity != "mean_as":
+        if e is not None and e.exponent is not None and quantity != ANGLE:
             fitted = [e.prefactor * w**e.exponent for w in widths]
             ci = f" [{e.exponent_ci[0]:.2f}, {e.exponent_ci[1]:.2f}]" if e.exponent_ci else ""
             ax.plot(
@@ -479,42 +484,44 @@ def _group_violins(
 
 
 def fig6_distance(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
-    """Direct distance ‖W_T − W_0‖ from the initial to the final weights per group (Fig. 6)."""
+    """Direct distance ‖W* − W_0‖ from the initial to the converged (min. validation loss) weights per
+    group (Fig. 6)."""
     return _group_violins(
         rows,
         analysis,
         out_dir,
-        quantity="final_distance",
+        quantity=DISTANCE,
         name="fig6_distance",
-        ylabel="direct distance ‖W_T − W_0‖ (log)",
-        title="Direct distance, initial → final weights (Fig. 6)",
+        ylabel="direct distance ‖W* − W_0‖ (log)",
+        title="Direct distance, initial → converged weights W* (Fig. 6)",
         log=True,
     )
 
 
 def fig7_step_size(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
-    """Mean step size ‖W_{t+1} − W_t‖ per group (Fig. 7)."""
+    """Mean step size ‖W_{t+1} − W_t‖ over the steps to W* per group (Fig. 7)."""
     return _group_violins(
         rows,
         analysis,
         out_dir,
-        quantity="mean_step_size",
+        quantity=STEP_SIZE,
         name="fig7_step_size",
-        ylabel="mean step size ‖Δ_t‖ (log)",
-        title="Average step size (Fig. 7)",
+        ylabel="mean step size ‖Δ_t‖ to W* (log)",
+        title="Average step size on the way to W* (Fig. 7)",
         log=True,
     )
 
 
 def fig8_angle(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
-    """Mean angle As between the gradient and W_t − W_0, in units of π, per group (Fig. 8)."""
+    """Mean angle As between the gradient and W_t − W_0 over the steps to W*, in units of π, per group
+    (Fig. 8)."""
     return _group_violins(
         rows,
         analysis,
         out_dir,
-        quantity="mean_as",
+        quantity=ANGLE,
         name="fig8_angle",
-        ylabel="mean As (fraction of π)",
+        ylabel="mean As to W* (fraction of π)",
         title="Angle between gradient and W_t − W_0 (Fig. 8)",
         log=False,
         transform=lambda v: v / math.pi,
@@ -528,8 +535,10 @@ def fig8_angle(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -> list[
 
 def trajectories(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -> list[Path]:
     """‖W_t − W_0‖ and As(t)/π against the step, per group (columns), one colour per width, one line per
-    seed: how the traversal unfolds, not only its end point."""
+    seed: how the traversal unfolds, not only its end point. A star marks W* (‖W* − W_0‖ at the step of
+    the minimum validation loss); the lines go on to where early stopping ended the run."""
     runs = {r["run_id"]: r for r in _primary_runs(rows, analysis)}
+    by_run = rows.summaries_by_run()
     points = [t for t in rows.traversal if t["run_id"] in runs]
     if not points:
         raise FigureSkipped("no per-step traversal rows")
@@ -559,6 +568,10 @@ def trajectories(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -> lis
             labelled.add((width, group))
             ax_d.plot(steps, distance, color=colours[width], linewidth=0.8, alpha=0.8, label=label)
             ax_a.plot(steps, angle, color=colours[width], linewidth=0.8, alpha=0.8)
+            star = by_run.get(run_id, {}).get(group, {})
+            star_step, star_distance = star.get("steps_to_star"), star.get(DISTANCE)
+            if star_step and star_distance is not None and star_distance > 0:  # NaN > 0 is False
+                ax_d.plot(star_step, star_distance, "*", color=colours[width], markersize=5)
         ax_d.set_xscale("log")
         ax_d.set_yscale("log")
         ax_a.set_xscale("log")
@@ -572,7 +585,10 @@ def trajectories(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -> lis
         _style(ax_d)
         _style(ax_a)
     cond, fraction = analysis.primary
-    figure.suptitle(f"Traversal trajectories, {cond.label}, {_fraction_label(fraction)}", fontsize=9)
+    figure.suptitle(
+        f"Traversal trajectories, {cond.label}, {_fraction_label(fraction)}; * = W* (min. validation loss)",
+        fontsize=9,
+    )
     return _save(figure, out_dir, "trajectories")
 
 

@@ -4,8 +4,8 @@
 same tables to a rich console (what ``overparam empirical char-lm`` shows at the end). The tables:
 
 * per width (primary slice): parameters, runs, steps to converge and to the minimum (mean ± 95 % t-interval
-  over seeds), minimum validation loss, and per layer group the direct distance, mean step size and mean
-  As (fraction of π);
+  over seeds), minimum validation loss, and per layer group the direct distance ‖W* − W_0‖, the mean step
+  size and mean As (fraction of π) on the way to W*, and the distance ‖W_T − W_0‖ to where the run stopped;
 * steps per width and data fraction; the fitted ``steps ≈ a·M^(−k) + b`` per fraction with its bootstrap
   CI; the dataset-size law ``steps ≈ c·D^α/M^k``;
 * traversal exponents vs width per group; the comparison with the paper and with the LNN theory; the Yin
@@ -21,6 +21,7 @@ from typing import Any
 
 from overparam_empirical.analysis import (
     METRICS,
+    PRIMARY_QUANTITIES,
     MeanCI,
     StudyAnalysis,
     StudyRows,
@@ -81,7 +82,7 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
     if analysis.primary is not None:
         cond, fraction = analysis.primary
         header = ["H", "params", "runs", "steps", "steps to min", "min val loss"]
-        header += ["group", "distance ‖W_T−W_0‖", "mean step ‖Δ‖", "mean As (π)"]
+        header += ["group", "distance ‖W*−W_0‖", "mean step ‖Δ‖ to W*", "mean As to W* (π)", "‖W_T−W_0‖"]
         rows: list[list[str]] = []
         for w in (w for w in analysis.widths if (w.condition, w.fraction) == (cond, fraction)):
             groups = list(w.groups.items()) or [("–", {})]
@@ -99,11 +100,12 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
                         _mean(q.get("distance")),
                         _mean(q.get("step_size")),
                         _mean(q.get("as_pi"), ".3f"),
+                        _mean(q.get("distance_to_stop")),
                     ]
                 )
         title = (
             f"Per width: {cond.label}, {_pct(fraction)} of the corpus; mean ± {level} CI over seeds; "
-            f"steps = {metric}"
+            f"steps = {metric}; W* = min. validation loss weights, W_T = where the run stopped"
         )
         out["widths"] = (title, header, rows)
 
@@ -158,7 +160,14 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
 
     if analysis.primary is not None:
         cond, fraction = analysis.primary
-        header = ["group", "distance exponent", "step-size exponent", "path-length exponent", "As exponent"]
+        header = [
+            "group",
+            "distance ‖W*−W_0‖",
+            "step size to W*",
+            "path length to W*",
+            "As to W*",
+            "‖W_T−W_0‖",
+        ]
         found = {
             (e.group, e.quantity): e
             for e in analysis.exponents
@@ -168,7 +177,7 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
         rows = []
         for g in groups:
             row = [g]
-            for q in ("final_distance", "mean_step_size", "path_length", "mean_as"):
+            for q in (*PRIMARY_QUANTITIES, "final_distance"):
                 e = found.get((g, q))
                 row.append(_ci(e.exponent, e.exponent_ci) if e and e.exponent is not None else "–")
             rows.append(row)

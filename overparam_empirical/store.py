@@ -78,7 +78,16 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("run_id", "TEXT"),
         ("group_name", "TEXT"),
         ("n_params", "INTEGER"),
+        # the way from W_0 to W* (the min.-validation-loss weights, reached after steps_to_star updates)
+        ("steps_to_star", "INTEGER"),
+        ("distance_init_to_star", "REAL"),
+        ("path_length_to_star", "REAL"),
+        ("mean_step_size_to_star", "REAL"),
+        ("mean_as_to_star", "REAL"),
+        ("mean_ae_to_star", "REAL"),
+        # the whole run, to W_T where it stopped (patience evaluations after W*)
         ("final_distance", "REAL"),
+        ("distance_final_to_star", "REAL"),
         ("path_length", "REAL"),
         ("mean_step_size", "REAL"),
         ("mean_grad_norm", "REAL"),

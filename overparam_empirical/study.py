@@ -223,7 +223,14 @@ _TRAVERSAL_COLUMNS = (
 )
 _SUMMARY_COLUMNS = (
     "n_params",
+    "steps_to_star",
+    "distance_init_to_star",
+    "path_length_to_star",
+    "mean_step_size_to_star",
+    "mean_as_to_star",
+    "mean_ae_to_star",
     "final_distance",
+    "distance_final_to_star",
     "path_length",
     "mean_step_size",
     "mean_grad_norm",

@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("sgd", "adam")
+CHECKPOINT_FORMAT = 2  # bump when the checkpointed state changes (2: + star_path)
 LR_SCALINGS = ("none", "inverse-width")
 
 
@@ -375,6 +376,7 @@ def train_run(
     valid_curve: list[tuple[int, float]] = []
     train_curve: list[tuple[int, float]] = []
     best_state: dict[str, torch.Tensor] | None = None
+    star_path: dict[str, float] = {}  # per group Σ_{t<s}‖Δ_t‖ at the step s of W* (read when W* is taken)
     train_sum = torch.zeros((), device=device)  # summed on the device: no per-step host sync
     train_count = 0
     step = 0
@@ -395,6 +397,7 @@ def train_run(
         stopper.load_state_dict(resumed["stopper"])
         valid_curve, train_curve = resumed["valid_curve"], resumed["train_curve"]
         best_state, step, elapsed_before = resumed["best_state"], resumed["step"], resumed["elapsed"]
+        star_path = resumed["star_path"]
         carry = _to_device(resumed["carry"], device)
         last_valid = valid_curve[-1][1] if valid_curve else None
         _set_rng_state(resumed["rng"])
@@ -418,13 +421,14 @@ def train_run(
 
     def run_evaluation() -> bool:
         """Validation loss at ``step``; keeps W*; returns True when training should stop."""
-        nonlocal best_state, last_valid
+        nonlocal best_state, last_valid, star_path
         loss = evaluate(model, benchmark, dataset, config, device)
         valid_curve.append((step, loss))
         last_valid = loss
         stop = stopper.update(step, loss)
         if stopper.is_best(step):
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            star_path = _path_lengths(tracker)
         return stop
 
     def blown(loss: float) -> bool:
@@ -491,6 +495,7 @@ def train_run(
                     "valid_curve": valid_curve,
                     "train_curve": train_curve,
                     "best_state": best_state,
+                    "star_path": star_path,
                     "step": step,
                     "elapsed": elapsed_before + time.perf_counter() - started,
                     "carry": _to_device(carry, torch.device("cpu")),
@@ -503,8 +508,11 @@ def train_run(
         status = "converged" if stopper.stopped else "capped"
     if best_state is not None:
         tracker.finalize(w_star=best_state)
+        star_step = stopper.best_step
     else:  # diverged before any finite evaluation: no W*; measure against the last weights
         tracker.finalize(w_star={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+        star_step, star_path = step, _path_lengths(tracker)
+    records = tracker.records()
     steps, losses = zip(*valid_curve, strict=True) if valid_curve else ((), ())
     convergence = analyze_curve(steps, losses, within=config.within)
     result = RunResult(
@@ -520,13 +528,67 @@ def train_run(
         final_train_loss=train_curve[-1][1] if train_curve else math.nan,
         wall_seconds=elapsed_before + time.perf_counter() - started,
         device=str(device),
-        traversal=tracker.records(),
-        summary=tracker.summary(),
+        traversal=records,
+        summary=summary_to_star(tracker.summary(), records, star_step, star_path),
         best_state=best_state if keep_best_state else None,
     )
     if checkpoint:
         checkpoint.path.unlink(missing_ok=True)
     return result
+
+
+# ---- the traversal from W_0 to W* ------------------------------------------------------------------
+
+
+def _path_lengths(tracker) -> dict[str, float]:
+    """Per group, the path length Σ_{t<T}‖Δ_t‖ walked so far (T = tracker steps so far)."""
+    return {
+        group: entry["path_length"] for group, entry in tracker.summary().items() if "path_length" in entry
+    }
+
+
+def summary_to_star(
+    summary: dict[str, dict], records: list[dict], star_step: int, star_path: dict[str, float]
+) -> dict[str, dict]:
+    """The tracker summary plus the traversal quantities of the way from W_0 to W*, per group.
+
+    W* (the minimum-validation-loss weights, the point the paper's Section 4.2 calls "the best model")
+    is reached after ``s = star_step`` updates; the run goes on ``patience`` evaluations beyond it, so the
+    tracker's own end point W_T and its sums over all T steps describe a longer walk than the one to
+    convergence. Added per group:
+
+    * ``steps_to_star`` = s;
+    * ``path_length_to_star`` = Σ_{t<s} ‖Δ_t‖ (read from the tracker when W* was taken, every step);
+    * ``mean_step_size_to_star`` = that / s (the average step of Yin's identity with T = s);
+    * ``mean_as_to_star``, ``mean_ae_to_star`` = means of As(t), Ae(t) over the tracked steps t < s
+      (the updates that led to W*), skipping undefined angles;
+
+    and the tracker's ``distance_init_to_star`` = ‖W* − W_0‖ is the direct distance of Fig. 6.
+    Undefined values are None, as in the tracker's summary.
+    """
+    out = {}
+    for group, entry in summary.items():
+        entry = dict(entry)
+        if "path_length" in entry:  # a tracked group (entirely frozen groups carry only their names)
+            path = star_path.get(group)
+            path = math.nan if path is None else float(path)
+            before = [r for r in records if r["group"] == group and r["step"] < star_step]
+            as_angles = [r["as_angle"] for r in before if r.get("as_angle") is not None]
+            ae_angles = [r["ae_angle"] for r in before if r.get("ae_angle") is not None]
+            entry.update(
+                steps_to_star=star_step,
+                path_length_to_star=_finite_or_none(path),
+                mean_step_size_to_star=_finite_or_none(path / star_step if star_step else math.nan),
+                mean_as_to_star=_finite_or_none(float(np.mean(as_angles)) if as_angles else math.nan),
+                mean_ae_to_star=_finite_or_none(float(np.mean(ae_angles)) if ae_angles else math.nan),
+            )
+        out[group] = entry
+    return out
+
+
+def _finite_or_none(value: float) -> float | None:
+    """The tracker's JSON convention: an undefined number is None (so summaries compare with ==)."""
+    return value if math.isfinite(value) else None
 
 
 # ---- within-run checkpoints ---------------------------------------------------------------------
@@ -558,7 +620,8 @@ def _to_device(carry: Any, device: torch.device) -> Any:
 def _save_checkpoint(policy: CheckpointPolicy, run_id: str, state: dict) -> None:
     """temp file + rename: a kill leaves the previous checkpoint or the new one, never a torn file."""
     policy.path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(policy.path, lambda tmp: torch.save({"run_id": run_id, "state": state}, tmp))
+    saved = {"run_id": run_id, "format": CHECKPOINT_FORMAT, "state": state}
+    atomic_write(policy.path, lambda tmp: torch.save(saved, tmp))
 
 
 def _load_checkpoint(policy: CheckpointPolicy, run_id: str) -> dict | None:
@@ -569,5 +632,7 @@ def _load_checkpoint(policy: CheckpointPolicy, run_id: str) -> dict | None:
     except Exception:  # a checkpoint we cannot read is only lost time: start the run afresh
         return None
     if not isinstance(saved, dict) or saved.get("run_id") != run_id:
+        return None
+    if saved.get("format") != CHECKPOINT_FORMAT:  # written by another version of this loop: start afresh
         return None
     return saved["state"]

@@ -48,7 +48,8 @@ def test_planted_linear_dataset_size_law_is_recovered(planted):
 
 
 @pytest.mark.parametrize(
-    "quantity, planted_attr", [("final_distance", "distance_exponent"), ("mean_step_size", "step_exponent")]
+    "quantity, planted_attr",
+    [("distance_init_to_star", "distance_exponent"), ("mean_step_size_to_star", "step_exponent")],
 )
 def test_planted_group_exponents_lie_in_their_cis(planted, quantity, planted_attr):
     _, result = planted
@@ -70,22 +71,52 @@ def test_exponent_equals_brute_force_log_log_slope(planted):
     cond, fraction = result.primary
     runs = [r for r in rows.runs if A.condition_of(r) == cond and r["fraction"] == fraction]
     x = np.log([r["width"] for r in runs])
-    y = np.log([by_run[r["run_id"]]["softmax"]["final_distance"] for r in runs])
+    y = np.log([by_run[r["run_id"]]["softmax"]["distance_init_to_star"] for r in runs])
     slope = np.polyfit(x, y, 1)[0]
     (e,) = [
         e
         for e in result.exponents
-        if (e.condition, e.fraction, e.group, e.quantity) == (cond, fraction, "softmax", "final_distance")
+        if (e.condition, e.fraction, e.group, e.quantity)
+        == (cond, fraction, "softmax", "distance_init_to_star")
     ]
     assert e.exponent == pytest.approx(slope, rel=1e-9)
     widths = sorted({r["width"] for r in runs})
     first = np.mean(
-        [by_run[r["run_id"]]["softmax"]["final_distance"] for r in runs if r["width"] == widths[0]]
+        [by_run[r["run_id"]]["softmax"]["distance_init_to_star"] for r in runs if r["width"] == widths[0]]
     )
     last = np.mean(
-        [by_run[r["run_id"]]["softmax"]["final_distance"] for r in runs if r["width"] == widths[-1]]
+        [by_run[r["run_id"]]["softmax"]["distance_init_to_star"] for r in runs if r["width"] == widths[-1]]
     )
     assert e.change == pytest.approx(last / first - 1)
+
+
+def test_direct_distance_is_the_way_to_w_star_and_the_stop_is_secondary(planted):
+    # The store plants ‖W_T − W_0‖ = 1.2·width^0.1·‖W* − W_0‖: its slope is exactly 0.1 higher, so a
+    # figure, table or comparison reading the wrong column would show it.
+    _, result = planted
+    cond, fraction = result.primary
+
+    def exponent(quantity, group):
+        (e,) = [
+            e
+            for e in result.exponents
+            if (e.condition, e.fraction, e.group, e.quantity) == (cond, fraction, group, quantity)
+        ]
+        return e
+
+    for group in GROUPS:
+        star, stop = exponent("distance_init_to_star", group), exponent("final_distance", group)
+        assert stop.exponent == pytest.approx(star.exponent + 0.1, abs=1e-9)
+        assert all(c.measured[group][0] == star.exponent for c in result.lnn)
+        (row,) = [
+            c
+            for c in result.comparison
+            if c.finding == f"direct distance shrinks with width: {group} (Fig. 6)"
+        ]
+        assert row.ours.startswith(f"width^{star.exponent:.3g} ")
+    steps = exponent("mean_step_size_to_star", "softmax")
+    (row,) = [c for c in result.comparison if c.finding == "step size grows with width: softmax (Fig. 7)"]
+    assert row.ours.startswith(f"width^{steps.exponent:.3g} ")
 
 
 def test_width_table_matches_brute_force_means_and_t_intervals(planted):
@@ -101,8 +132,12 @@ def test_width_table_matches_brute_force_means_and_t_intervals(planted):
     assert row.steps.mean == pytest.approx(steps.mean())
     assert (row.steps.low, row.steps.high) == pytest.approx((low, high))
     by_run = rows.summaries_by_run()
-    as_pi = [by_run[r["run_id"]]["hidden"]["mean_as"] / math.pi for r in runs]
+    as_pi = [by_run[r["run_id"]]["hidden"]["mean_as_to_star"] / math.pi for r in runs]
     assert row.groups["hidden"]["as_pi"].mean == pytest.approx(np.mean(as_pi))
+    distance = [by_run[r["run_id"]]["hidden"]["distance_init_to_star"] for r in runs]
+    assert row.groups["hidden"]["distance"].mean == pytest.approx(np.mean(distance))
+    to_stop = [by_run[r["run_id"]]["hidden"]["final_distance"] for r in runs]
+    assert row.groups["hidden"]["distance_to_stop"].mean == pytest.approx(np.mean(to_stop))
     assert row.n_params == runs[0]["n_params"] and row.n_runs == 5
 
 

@@ -4,6 +4,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +101,44 @@ def test_w_star_is_the_minimum_validation_weights(dataset):
         result.convergence.min_loss, rel=1e-6
     )
     assert result.summary["all"]["w_star"] == "given"
+
+
+def test_traversal_to_w_star_stops_at_the_minimum_not_where_the_run_stopped(dataset):
+    # The paper's direct distance runs from W_0 to the converged weights W* (min. validation loss), and
+    # Yin's accounting (its eq. 3-4) averages steps over the T steps to W*; early stopping trains
+    # `patience` evaluations past W*. Every step tracked, so the records are a brute-force reference.
+    from overparam_empirical.study import result_rows
+
+    config = tiny(max_steps=300, lr=3.0, eval_every=10, patience=3, track="every:1")
+    result = train_run(config, dataset, keep_best_state=True)
+    star = result.convergence.steps_to_min
+    assert result.status == "converged" and 0 < star < result.steps_done  # W* lies before the stop
+    torch.manual_seed(config.seed)
+    model = get_benchmark("char-lm").build_model(config, dataset)
+    initial = {name: p.detach().double() for name, p in model.named_parameters()}
+    members = {**model.traversal_groups(), "all": list(initial)}
+    for group, names in members.items():
+        entry = result.summary[group]
+        to_star = math.sqrt(
+            sum(float(((result.best_state[n].double() - initial[n]) ** 2).sum()) for n in names)
+        )
+        assert entry["distance_init_to_star"] == pytest.approx(to_star, rel=1e-9), group
+        assert entry["final_distance"] != pytest.approx(to_star, rel=1e-6)  # the stop is elsewhere
+        rows = sorted((r for r in result.traversal if r["group"] == group), key=lambda r: r["step"])
+        before = [r for r in rows if r["step"] < star]
+        assert entry["steps_to_star"] == star
+        assert entry["path_length_to_star"] == pytest.approx(sum(r["step_size"] for r in before), rel=1e-9)
+        assert entry["path_length_to_star"] == pytest.approx(rows[star]["path_length"], rel=1e-12)
+        assert entry["path_length_to_star"] < entry["path_length"]
+        assert entry["mean_step_size_to_star"] == pytest.approx(entry["path_length_to_star"] / star)
+        angles = [r["as_angle"] for r in before if r["as_angle"] is not None]
+        assert entry["mean_as_to_star"] == pytest.approx(np.mean(angles), rel=1e-12)
+        ae = [r["ae_angle"] for r in before if r["ae_angle"] is not None]
+        assert entry["mean_ae_to_star"] == pytest.approx(np.mean(ae), rel=1e-12)
+    _, _, _, summary_rows = result_rows(result)
+    stored = {row["group_name"]: row for row in summary_rows}
+    for key in ("distance_init_to_star", "path_length_to_star", "mean_as_to_star", "distance_final_to_star"):
+        assert stored["softmax"][key] == result.summary["softmax"][key]
 
 
 @pytest.mark.parametrize("lr", [1e38, 1e20])  # 1e38 overflows to inf/NaN; 1e20 blows the loss up 1e19-fold
