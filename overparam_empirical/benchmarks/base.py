@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
     from overparam_empirical.train import TrainConfig
 
-__all__ = ["Batch", "BatchStream", "Benchmark", "Preset"]
+__all__ = ["MAX_PARAMETERS", "Batch", "BatchStream", "Benchmark", "Preset"]
+
+# Larger models are refused up front: 1e10 float32 weights are 40 GB before gradients and optimizer state.
+MAX_PARAMETERS = 10**10
 
 
 class Batch:
@@ -149,3 +152,18 @@ class Benchmark(ABC):
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch, carry: Any) -> tuple[torch.Tensor, int, Any]:
         """``(mean loss over the targets, number of targets, new carry)``; ``carry=None`` starts fresh."""
+
+    # ---- validation before a study writes anything ------------------------------------------------
+
+    def check_run(self, config: TrainConfig, dataset: Any) -> None:
+        """Raise InputError when ``config`` cannot train on ``dataset``: a model too large to build, a
+        training split too short for one batch, an empty validation split. Builds no model; cheap."""
+        n_params = self.parameter_count(config, dataset)
+        if n_params > MAX_PARAMETERS:
+            raise InputError(
+                f"width {config.width} gives {n_params:.3g} parameters, more than {MAX_PARAMETERS:.0e} "
+                f"({4 * n_params / 1e9:.3g} GB of float32 weights alone)"
+            )
+        self.train_stream(dataset, config)  # the stream checks that the training split fills one batch
+        if next(iter(self.eval_batches(dataset, config)), None) is None:
+            raise InputError("the validation split is empty; use a larger fraction or valid_fraction")

@@ -52,6 +52,12 @@ BAD = [
     (["--depth", "0"], "--depth"),
     (["--max-steps", "0"], "--max-steps"),
     (["--n-boot", "5"], "--n-boot"),
+    # combinations a run cannot train on: refused up front, not stored as failed runs
+    (["--corpus", str(FIXTURE), "--fractions", "0.00001"], "too short"),
+    (["--corpus", str(FIXTURE), "--seq-len", "100000"], "too short"),
+    (["--corpus", str(FIXTURE), "--batch-size", "5000"], "too short"),
+    (["--corpus", str(FIXTURE), "--widths", "1000000"], "parameters"),
+    (["--corpus", str(FIXTURE), "--widths", "1000000", "--dry-run"], "parameters"),
 ]
 
 
@@ -157,6 +163,10 @@ def test_help_teaches_units_defaults_and_resume():
         "CC-BY 2.5",
         "--dry-run",
         "--analyze-only",
+        "W* = the weights of the minimum validation loss",
+        "capped",
+        "in optimizer steps",
+        "same folder",
     ):
         assert phrase in text, phrase
 

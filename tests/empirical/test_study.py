@@ -108,6 +108,16 @@ def test_plan_uses_preset_defaults_and_removes_duplicates(tmp_path):
     assert {r.config.lr for r in adam} == {small.lrs["adam"]}
 
 
+def test_a_corpus_path_gives_the_same_run_ids_however_it_is_spelled(tmp_path, monkeypatch):
+    # Before: the path went into the run id as typed, so rerunning with an absolute path (or from
+    # another folder) trained every run again and the store held each run twice.
+    absolute = plan_runs(tiny_spec(tmp_path, corpus=str(FIXTURE)))
+    monkeypatch.chdir(FIXTURE.parent.parent)
+    relative = plan_runs(tiny_spec(tmp_path, corpus=f"data/../data/{FIXTURE.name}"))
+    assert [r.run_id for r in relative] == [r.run_id for r in absolute]
+    assert {r.config.corpus for r in relative} == {str(FIXTURE)}
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -212,6 +222,24 @@ def test_an_incompatible_existing_store_is_refused_before_anything_is_written(tm
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
         run_study(tiny_spec(tmp_path / "file"), progress=None)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"fractions": (1e-5,)}, "too short for batch size 4"),  # 2 training characters
+        ({"overrides": {**TINY, "seq_len": 100_000}}, "too short"),
+        ({"overrides": {**TINY, "batch_size": 5_000}}, "too short"),
+        ({"widths": (10**6,)}, "parameters"),
+    ],
+)
+def test_runs_that_cannot_train_on_their_data_are_refused_before_writing(tmp_path, values, message):
+    # Before: each such run raised inside training, was stored as "failed" and the study "succeeded".
+    out = tmp_path / "study"
+    with pytest.raises(InputError, match=message) as info:
+        run_study(tiny_spec(out, **values), progress=None)
+    assert "\n" not in str(info.value) and str(info.value).startswith("run H=")
+    assert not out.exists()
 
 
 def test_rich_progress_renders_without_a_terminal(tmp_path):
