@@ -394,6 +394,8 @@ def direct_distance_expectation(data: RegressionData, width: int, law: str, scal
         method = "closed form" if r == 1 else "quadrature"
     elif d == 1:
         value, method, err = cube_abs_mean(c_norm, scale, width) / root_k, "closed form", 0.0
+    elif condition:  # rank 1 and the hyperplane misses the cube: D0 never changes sign, E[D0] = |c|/sqrt(K)
+        value, method, err = paper, "closed form", 0.0
     elif r == d:
         value, err = cube_norm_mean(mini.v_star, scale, width)
         value, err, method = value / root_k, err / root_k, "quadrature"

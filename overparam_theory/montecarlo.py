@@ -108,9 +108,12 @@ _ROUNDING_FLOOR = 64.0 * np.finfo(np.float64).eps
 class LossMoments:
     """``Σ_xx = XᵀX/n`` (d×d), ``Σ_xy = Xᵀy/n`` (d,), ``mean(y²)`` and the derived minimiser quantities.
 
-    ``u_star`` is the minimum-norm least-squares solution, ``loss_min = F* = mean(y²) − Σ_xyᵀ u*``,
+    ``u_star`` is the minimum-norm least-squares solution, ``loss_min = F* = mean((X u* − y)²)``,
     ``range_basis`` an orthonormal basis (d×r) of the range of ``Σ_xx`` or ``None`` when it has full rank,
-    ``largest_eigenvalue`` ``λ_max(Σ_xx)`` (``m2`` for scalar input).
+    ``largest_eigenvalue`` ``λ_max(Σ_xx)`` (``m2`` for scalar input). The minimiser quantities are those of
+    :func:`overparam_theory.lnn_minimiser.minimiser` (SVD of ``X/√n``, numpy's rank rule), so that the
+    simulation and the closed forms agree on the minimiser set even for nearly collinear inputs (an
+    eigenvalue threshold on ``Σ_xx`` would square the condition number and drop resolved directions).
     """
 
     second: np.ndarray
@@ -123,28 +126,22 @@ class LossMoments:
 
     @classmethod
     def from_data(cls, data: RegressionData) -> LossMoments:
+        from overparam_theory.lnn_minimiser import minimiser
+
         X = data.design_matrix
         n = X.shape[0]
-        second = X.T @ X / n
-        cross = X.T @ data.y / n
-        mean_y2 = float(data.y @ data.y / n)
-        eigenvalues, vectors = np.linalg.eigh(second)
-        cutoff = eigenvalues.max() * X.shape[1] * np.finfo(np.float64).eps * 16
-        kept = eigenvalues > cutoff
-        if not kept.any():
-            raise InputError("all inputs are zero: the minimiser set is the whole space")
-        basis = vectors[:, kept]
-        # minimum-norm solution of Σ_xx u = Σ_xy (Σ_xy lies in the range of Σ_xx = range of Xᵀ)
-        u_star = basis @ ((basis.T @ cross) / eigenvalues[kept])
-        loss_min = max(0.0, mean_y2 - float(cross @ u_star))
+        mini = minimiser(data)
+        u_star = mini.v_star
+        # F* from the residuals (mean(y²) − Σ_xyᵀu* cancels when the fit is good)
+        loss_min = float(np.mean((X @ u_star - data.y) ** 2))
         return cls(
-            second=second,
-            cross=cross,
-            mean_y2=mean_y2,
+            second=X.T @ X / n,
+            cross=X.T @ data.y / n,
+            mean_y2=float(data.y @ data.y / n),
             u_star=u_star,
             loss_min=loss_min,
-            range_basis=None if kept.all() else basis,
-            largest_eigenvalue=float(eigenvalues.max()),
+            range_basis=None if mini.rank == mini.input_dim else mini.range_basis,
+            largest_eigenvalue=float(mini.eigenvalues[0]),
         )
 
     @property

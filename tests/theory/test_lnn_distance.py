@@ -295,3 +295,18 @@ def test_expected_first_step_and_path_length_match_simulation(law):
 def test_bad_input(call, message):
     with pytest.raises(InputError, match=message):
         call(builtin_dataset())
+
+
+def test_cube_rank_one_vector_input_is_exact_inside_the_paper_condition():
+    """Rank-1 vector input, cube law, hyperplane outside the cube (|c| >= K R ||u_1||_1): D0 never changes
+    sign, so E[D0] = |c|/sqrt(K) exactly. Before the fix this case fell through to the seeded Monte Carlo
+    estimate (0.94853 vs the exact 0.94868), labelled 'no closed form' next to 'paper's formula exact'."""
+    x = np.array([0.5, 1.0, 1.5, 2.0])
+    data = RegressionData(np.column_stack([x, 2 * x]), 3 * x)  # rank 1, u_1 = (1, 2)/sqrt 5
+    result = direct_distance_expectation(data, 2, "cube", 0.3)
+    assert result.paper_condition and result.method == "closed form" and result.abs_error == 0.0
+    assert result.value == result.paper_value
+    mean, half = mean_with_ci(brute_d0(data, "cube", 0.3, 2))
+    assert result.value == pytest.approx(mean, abs=half)
+    outside = direct_distance_expectation(data, 6, "cube", 0.3)  # 6 * 0.3 * 3/sqrt 5 > |c|
+    assert not outside.paper_condition and outside.method.startswith("monte carlo estimate")

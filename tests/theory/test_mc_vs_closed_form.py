@@ -1,8 +1,9 @@
 """The full-weight-space Monte Carlo agrees with the closed forms of overparam_theory.lnn.
 
-Expectations are checked against the MC mean within z_tol standard errors (z_tol = 4.5: a false alarm has
-probability ~7e-6 per check); quantities that are exact per trial (halting time, D0 = dist(W0, set), angles)
-are checked trial by trial.
+Expectations are checked against the MC mean within Z_TOL = 4.5 standard errors (lnn_brute_force.Z_TOL: a
+false alarm has probability ~6.8e-6 per check; E[D0], the first step and the path length are the same
+per-trial D0 times constants, so one event per example); quantities that are exact per trial (halting
+time, D0 = dist(W0, set), angles) are checked trial by trial.
 """
 
 import math
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lnn_brute_force import Z_TOL
 
 from overparam_theory import lnn
 from overparam_theory.datasets import RegressionData, builtin_dataset
@@ -22,8 +24,6 @@ from overparam_theory.montecarlo import (
     run_monte_carlo,
     width_seed_sequence,
 )
-
-Z_TOL = 4.5
 
 
 def initial_weights(result, options, width):

@@ -66,8 +66,10 @@ def test_fixed_second_layer_matches_the_plain_loop(width, input_dim, n_points, l
     # the slowest mode contracts by rho = 1 - 2 lr_factor; where |rho|^t lands on a threshold (eps = 1e-3,
     # final tolerance 1e-8) to rounding level, e.g. rho = 0.1, which side a run stops on is decided by
     # rounding, differently in the two implementations
+    # (a diverging run stops where the distance has grown 1e6-fold: the same for log10 = 6)
     log_rho = math.log10(abs(1.0 - 2.0 * lr_factor)) if lr_factor != 0.5 else -math.inf
-    assume(all(abs(t * log_rho - level) > 1e-9 for t in range(1, 3001) for level in (-3.0, -8.0)))
+    levels = (-3.0, -8.0, 6.0)
+    assume(all(abs(t * log_rho - level) > 1e-9 for t in range(1, 3001) for level in levels))
     rng = np.random.default_rng(seed)
     data = random_data(rng, n_points, input_dim)
     lam = LossMoments.from_data(data).largest_eigenvalue
@@ -243,3 +245,28 @@ def test_simulate_width_rejects_bad_weights():
         simulate_width(np.full((3, 2, 1), np.nan), data, 0.1)
     with pytest.raises(InputError, match="train_second_layer"):
         simulate_width(np.zeros((3, 2, 1)), data, 0.1, a0=np.ones((3, 2)))
+
+
+def test_rank_rule_is_the_closed_forms_for_nearly_collinear_inputs():
+    """Columns collinear up to 1e-9: Sigma_xx has eigenvalues ~0.29 and ~4e-19, a resolved (if useless)
+    direction by the rank rule of the closed forms and of the reference loop (singular values of X above
+    s_max·max(n, d)·machine eps). The simulator must use the same minimiser set, or its distances (and
+    verdicts) contradict theirs. Before the fix it dropped the direction (an eigenvalue threshold on
+    Sigma_xx, which squares the condition number): D0 ~ 1 instead of ~2.6e8."""
+    from overparam_theory.lnn import lnn_dynamics, minimiser
+
+    rng = np.random.default_rng(0)
+    x1 = rng.normal(size=6)
+    data = RegressionData(np.column_stack([x1, x1 + 1e-9 * rng.normal(size=6)]), rng.normal(size=6))
+    mini = minimiser(data)
+    assert mini.rank == 2
+    W0 = sample("gaussian", 1.0, 3, 2, 2, 0)
+    result = simulate_width(W0, data, 0.05, max_steps=50)
+    np.testing.assert_allclose(result.initial_distance, mini.distance(W0), rtol=1e-9)
+    # rho of the tiny mode rounds to 1: neither the closed form nor the simulation converges
+    assert not lnn_dynamics(data, 2, 0.05).converges
+    assert np.all(result.status == NOT_CONVERGED)
+    for i in range(2):  # its own solver (lstsq): least squares at condition ~1e9 agree to ~cond·eps
+        reference = reference_trial(W0[i], data, 0.05, max_steps=50)
+        assert reference["initial_distance"] == pytest.approx(result.initial_distance[i], rel=1e-5)
+        assert reference["status"] == NOT_CONVERGED

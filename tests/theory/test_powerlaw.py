@@ -175,7 +175,8 @@ def test_dataset_size_law_recovers_alpha_and_k(c, alpha, k, noise, seed):
     assert fit.alpha == pytest.approx(alpha, abs=tolerance)
     assert fit.k == pytest.approx(k, abs=tolerance)
     if noise > 0:
-        assert fit.alpha_ci[0] < fit.alpha < fit.alpha_ci[1]
+        # <=: with noise at rounding level (Hypothesis tries 5e-324) the interval is a few ulps wide
+        assert fit.alpha_ci[0] <= fit.alpha <= fit.alpha_ci[1]
     np.testing.assert_allclose(fit.predict(D, M), steps, rtol=0.5 if noise else 1e-8)
 
 
