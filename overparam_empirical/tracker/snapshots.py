@@ -101,6 +101,13 @@ class SnapshotStore:
 
     def append(self, weights: torch.Tensor, grad: torch.Tensor) -> None:
         """Store (W_t, g_t) (flat, any float dtype, on the model's device), cast to ``dtype``."""
+        slot = self.reserve()
+        slot[0].copy_(weights, non_blocking=self._pin)
+        slot[1].copy_(grad, non_blocking=self._pin)
+
+    def reserve(self) -> torch.Tensor:
+        """The next snapshot's storage, a host tensor ``(2, n_elements)`` that the caller fills at once
+        (row 0 = W_t, row 1 = g_t): the tracker's fused CPU kernel writes it while reading the rows."""
         if self._closed:
             raise RuntimeError("snapshot store is closed")
         if self._current is None:
@@ -113,9 +120,8 @@ class SnapshotStore:
                 self._spill(self._current, self._fill)
             self._fill = 0
         slot = self._current[self._fill]
-        slot[0].copy_(weights, non_blocking=self._pin)
-        slot[1].copy_(grad, non_blocking=self._pin)
         self._fill += 1
+        return slot
 
     def iterate(self, max_snapshots: int) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(first_index, block)`` in order; ``block``: CPU tensor ``(k ≤ max_snapshots, 2, n)``."""

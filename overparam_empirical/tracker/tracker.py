@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from overparam_empirical.tracker import fused
 from overparam_empirical.tracker.groups import ALL_GROUP, GROUP_NAMES, assign_groups
 from overparam_empirical.tracker.metrics import angle, mean_defined, paper_ae, safe_sqrt, yin_check
 from overparam_empirical.tracker.schedule import Schedule, parse_schedule
@@ -48,6 +49,7 @@ from overparam_theory.errors import InputError
 from overparam_theory.files import atomic_write_text
 
 AE_METHODS = ("snapshots", "reference", "none")
+BACKENDS = ("auto", "numba", "torch")
 SCHEMA_VERSION = 1
 DEFAULT_SNAPSHOT_MEMORY_BYTES = 2**30
 _ROW_BLOCK = 1024
@@ -119,8 +121,14 @@ class TraversalTracker:
         first update may legitimately be a no-op (``torch.amp.GradScaler`` skipping an overflowed step,
         a zero learning rate).
     chunk_elements:
-        length of the chunks in which the float64 arithmetic is done (default: 32768 on CPU, so the
-        scratch stays in cache; a whole group at once on CUDA). Changes only the summation order.
+        torch backend only: length of the chunks in which the float64 arithmetic is done (default: 32768
+        on CPU, so the scratch stays in cache; a whole group at once on CUDA). Changes only the
+        summation order.
+    backend:
+        how the per-step inner products are computed: ``"numba"`` — one fused pass over the stored rows
+        per step (:mod:`.fused`; CPU, float32/float64 parameters; 3–5× cheaper); ``"torch"`` — torch
+        kernels (any device and dtype); ``"auto"`` (default) — numba where it applies and works, else
+        torch. Both give the same numbers up to float64 rounding (different summation order).
     """
 
     def __init__(
@@ -134,7 +142,10 @@ class TraversalTracker:
         snapshot_memory_bytes: int = DEFAULT_SNAPSHOT_MEMORY_BYTES,
         check_first_step: bool = True,
         chunk_elements: int | None = None,
+        backend: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if ae_method not in AE_METHODS:
             raise InputError(f"ae_method must be one of {', '.join(AE_METHODS)}, got {ae_method!r}")
         if ae_method == "reference" and reference is None:
@@ -220,7 +231,19 @@ class TraversalTracker:
             raise InputError(
                 f"chunk_elements must be a positive integer (0 = whole groups), got {chunk_elements!r}"
             )
-        self._build_chunk_plan(chunk_elements or None)
+        self._fused = self._choose_backend(backend)
+        self.backend = "torch" if self._fused is None else "numba"
+        if self._fused is None:
+            self._build_chunk_plan(chunk_elements or None)
+        else:
+            self._plan, self._scratch, self._chunk_values = [], None, None
+            # numpy views sharing memory with the CPU tensors (the kernels write into them in place)
+            self._rows_np = self._rows.numpy()
+            self._values_np = self._values.numpy()
+            self._acc_np = self._acc.numpy()
+            self._row_block_np = self._row_block.numpy()
+            self._ref_np = None if self._ref is None else self._ref.numpy()
+            self._bounds_np = np.array([0] + [end for _, end in self._segments], dtype=np.int64)
 
         self._snapshots: SnapshotStore | None = None
         if ae_method == "snapshots":
@@ -236,6 +259,23 @@ class TraversalTracker:
         self._records_cache: list[dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ layout helpers
+    def _choose_backend(self, backend: str) -> dict[str, Callable[..., Any]] | None:
+        """The fused numba kernels when ``backend`` allows them and they apply, else None (torch)."""
+        if backend == "torch":
+            return None
+        kernels, reason = None, None
+        if self.device.type != "cpu":
+            reason = f"the parameters are on {self.device}, numba kernels run on the CPU"
+        elif self.store_dtype not in (torch.float32, torch.float64):
+            reason = f"numba has no CPU kernels for {self.store_dtype}"
+        else:
+            kernels = fused.kernels(np.float32 if self.store_dtype == torch.float32 else np.float64)
+            if kernels is None:
+                reason = f"numba failed ({fused.unavailable_reason()})"
+        if kernels is None and backend == "numba":
+            raise InputError(f"backend='numba' is not available: {reason}")
+        return kernels
+
     def _param_views(self, row: int) -> list[torch.Tensor]:
         return [
             self._rows[row, offset : offset + p.numel()].view(p.shape)
@@ -353,6 +393,63 @@ class TraversalTracker:
         torch._foreach_copy_(self._row_views[nxt], self._params)
         if tracked:
             self._copy_grads(grads)
+        # The fused kernel writes the snapshot while it reads W_t and g_t, except on a step that may still
+        # be refused (the first-call check), which must leave no trace.
+        fused_snapshot = (
+            tracked and self._fused is not None and self._snapshots is not None and not first_check
+        )
+        if self._fused is not None:
+            self._fused_step(tracked, cur, nxt, fused_snapshot)
+        else:
+            self._torch_step(tracked, cur, nxt)
+        n_groups = len(self._segments)
+        if first_check and float(self._values[n_groups, _C_STEP_SQ]) == 0.0:
+            raise InputError(
+                "tracker.step(): the weights have not changed since the tracker was built; call it right "
+                "after optimizer.step() (pass check_first_step=False if the first update is a no-op)"
+            )
+        if self._fused is not None:
+            self._fused_accumulate(tracked, cur)
+        else:
+            self._torch_accumulate(tracked, cur)
+        if tracked:
+            self._tracked_steps.append(t)
+            if self._snapshots is not None and not fused_snapshot:
+                self._snapshots.append(self._rows[cur], self._rows[_GRAD])
+        self._cur = nxt
+        self._t = t + 1
+        self._records_cache = None
+
+    def _fused_step(self, tracked: bool, cur: int, nxt: int, snapshot: bool) -> None:
+        """The step's inner products in one pass over the rows (numba, CPU); with ``snapshot`` the same
+        pass stores (W_t, g_t) in the next snapshot slot."""
+        kernels, rows, bounds, values = self._fused, self._rows_np, self._bounds_np, self._values_np
+        if not tracked:
+            kernels["untracked"](rows, cur, nxt, bounds, values)
+        elif self._ref_np is not None:
+            kernels["tracked_ref"](rows, cur, nxt, bounds, self._ref_np, values)
+        elif snapshot:
+            kernels["tracked_snapshot"](rows, cur, nxt, bounds, self._snapshots.reserve().numpy(), values)
+        else:
+            kernels["tracked"](rows, cur, nxt, bounds, values)
+
+    def _fused_accumulate(self, tracked: bool, cur: int) -> None:
+        """Row storage and every-step sums on the numpy views (no torch dispatch: a few µs)."""
+        values, acc = self._values_np, self._acc_np
+        if tracked:
+            if self._row_fill == _ROW_BLOCK:
+                self._flush_rows()
+            row = self._row_block_np[self._row_fill]
+            row[:, :_N_COLUMNS] = values
+            row[:, _N_COLUMNS] = acc[2]  # path length up to W_t (before adding ‖Δ_t‖)
+            self._row_fill += 1
+        step_sq = values[:, _C_STEP_SQ]
+        acc[0] += step_sq
+        acc[1] += values[:, _C_W_STEP[cur]]
+        acc[2] += np.sqrt(np.maximum(step_sq, 0.0))  # NaN stays NaN, as torch's clamp(min=0)
+
+    def _torch_step(self, tracked: bool, cur: int, nxt: int) -> None:
+        """The step's inner products with torch kernels, chunk by chunk (any device and dtype)."""
         dot, sub, mv = torch.dot, torch.sub, torch.mv
         for chunk in self._plan:
             # float64 copies of (W_A, W_B) — plus g and W_0 on tracked steps — in one conversion
@@ -377,23 +474,16 @@ class TraversalTracker:
             self._values.index_add_(0, self._chunk_group, self._chunk_values)
         values, n_groups = self._values, len(self._segments)
         torch.sum(values[:n_groups], dim=0, out=values[n_groups])
-        if first_check and float(values[n_groups, _C_STEP_SQ]) == 0.0:
-            raise InputError(
-                "tracker.step(): the weights have not changed since the tracker was built; call it right "
-                "after optimizer.step() (pass check_first_step=False if the first update is a no-op)"
-            )
+
+    def _torch_accumulate(self, tracked: bool, cur: int) -> None:
+        """Row storage and every-step sums with torch ops (on the device: no host synchronisation)."""
+        values = self._values
         step_sq = values[:, _C_STEP_SQ]
         if tracked:
             self._store_row(values)
-            self._tracked_steps.append(t)
-            if self._snapshots is not None:
-                self._snapshots.append(self._rows[cur], self._rows[_GRAD])
         self._acc[0].add_(step_sq)
         self._acc[1].add_(values[:, _C_W_STEP[cur]])
         self._acc[2].add_(step_sq.clamp(min=0).sqrt())
-        self._cur = nxt
-        self._t = t + 1
-        self._records_cache = None
 
     def _copy_grads(self, grads: list[torch.Tensor | None]) -> None:
         targets, sources = [], []
@@ -594,6 +684,8 @@ class TraversalTracker:
         # Training is over: drop the device buffers (the snapshot store is already closed).
         self._rows = self._w0 = self._ref = self._best_w = self._scratch = self._chunk_values = None
         self._row_views, self._plan = [], []
+        if self._fused is not None:
+            self._rows_np = self._ref_np = None
         self._records_cache = None
         return self.summary()
 
@@ -793,6 +885,7 @@ class TraversalTracker:
             "n_params": self.n_params,
             "device": str(self.device),
             "store_dtype": str(self.store_dtype).removeprefix("torch."),
+            "backend": self.backend,
             "n_steps": self._t,
             "tracked_steps": list(self._tracked_steps),
             "validation": [{"step": s, "loss": _json_float(v)} for s, v in self._validation],

@@ -59,13 +59,19 @@ def test_automatic_groups_match_hand_written_groups(kind):
     assert assign_groups(model).tracked == {g: names for g, names in model.groups.items() if names}
 
 
-@pytest.mark.parametrize("chunk", [None, 7])
+# (backend, chunk_elements): the fused numba pass, and the torch path whole and in chunks of 7, which
+# splits every group into many chunks (the torch CPU path for large models).
+BACKENDS = [("numba", None), ("torch", None), ("torch", 7)]
+
+
+@pytest.mark.parametrize("backend, chunk", BACKENDS)
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 @pytest.mark.parametrize("kind", sorted(MODELS))
-def test_metrics_match_brute_force_with_snapshots(kind, optimizer, chunk):
-    """chunk=7 splits every group into many chunks (the CPU path for large models)."""
+def test_metrics_match_brute_force_with_snapshots(kind, optimizer, backend, chunk):
     steps = 6
-    model, tracker, ref = train(kind, optimizer, steps, {"schedule": "every:1", "chunk_elements": chunk})
+    kwargs = {"schedule": "every:1", "chunk_elements": chunk, "backend": backend}
+    model, tracker, ref = train(kind, optimizer, steps, kwargs)
+    assert tracker.backend == backend
     w_star = perturbed_state(model, 0.05, seed=3)
     summary = tracker.finalize(w_star=w_star)
     records = tracker.records()
@@ -97,12 +103,16 @@ def test_metrics_match_brute_force_with_snapshots(kind, optimizer, chunk):
         assert summary[group]["mean_ae"] == pytest.approx(sum(ae_values) / len(ae_values), rel=RTOL)
 
 
+@pytest.mark.parametrize("backend, chunk", [("numba", None), ("torch", 5)])
 @pytest.mark.parametrize("kind", sorted(MODELS))
-def test_reference_method_matches_snapshots_and_brute_force(kind):
+def test_reference_method_matches_snapshots_and_brute_force(kind, backend, chunk):
     torch.manual_seed(0)
     w_star = perturbed_state(MODELS[kind](), 0.1, seed=7)  # an arbitrary fixed W*, known up front
     _, online, ref = train(
-        kind, "adam", 5, {"ae_method": "reference", "reference": w_star, "chunk_elements": 5}
+        kind,
+        "adam",
+        5,
+        {"ae_method": "reference", "reference": w_star, "chunk_elements": chunk, "backend": backend},
     )
     _, stored, _ = train(kind, "adam", 5, {"ae_method": "snapshots"})
     online_summary = online.finalize()
@@ -146,9 +156,10 @@ def test_final_and_best_w_star():
 
 
 @pytest.mark.parametrize("schedule, expected_steps", [("every:3", [0, 3, 6, 9]), ("log:4", [0, 1, 2, 5, 9])])
-def test_sparse_schedules_keep_every_step_sums_exact(schedule, expected_steps):
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_sparse_schedules_keep_every_step_sums_exact(schedule, expected_steps, backend):
     steps = 11
-    model, tracker, ref = train("rhn", "momentum", steps, {"schedule": schedule})
+    model, tracker, ref = train("rhn", "momentum", steps, {"schedule": schedule, "backend": backend})
     w_star = perturbed_state(model, 0.02, seed=1)
     summary = tracker.finalize(w_star=w_star)
     records = tracker.records()

@@ -53,7 +53,7 @@ def scenarios(draw):
         "w_star": draw(st.sampled_from(["final", "perturbed", "random", "initial"])),
         "star_scale": draw(st.floats(1e-4, 10.0)),
         "dtype": draw(st.sampled_from([torch.float32, torch.float64])),
-        "chunk": draw(st.sampled_from([None, 3])),
+        "backend": draw(st.sampled_from([("numba", None), ("torch", None), ("torch", 3)])),
     }
 
 
@@ -61,7 +61,8 @@ def run(s):
     torch.manual_seed(s["seed"])
     model = RandomNet(s["vocab"], s["embed"], s["widths"], s["d_out"], s["recurrent"]).to(s["dtype"])
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    tracker = TraversalTracker(model, schedule=s["schedule"], chunk_elements=s["chunk"])
+    backend, chunk = s["backend"]
+    tracker = TraversalTracker(model, schedule=s["schedule"], chunk_elements=chunk, backend=backend)
     params = model.parameters()
     if s["optimizer"] == "adam":
         optimizer = torch.optim.Adam(params, lr=s["lr"])
