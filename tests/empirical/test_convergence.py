@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from overparam_empirical.convergence import EarlyStopping, analyze_curve
@@ -89,8 +89,13 @@ def test_a_looser_tolerance_never_takes_longer(curve, a, b):
 @given(curves(), st.floats(0.01, 100.0))
 def test_steps_are_invariant_to_rescaling_the_loss(curve, scale):
     steps, losses = curve
+    scaled = [x * scale for x in losses]
+    # Rounding can merge two losses one ulp apart into a tie (e.g. 495.43559165685390 and ...383 at
+    # scale 44.95), which moves the first minimum: the invariance holds for rescalings that keep distinct
+    # losses distinct (this test flaked under random exploration before it said so).
+    assume(len(set(scaled)) == len(set(losses)))
     a = analyze_curve(steps, losses, within=0.0)
-    b = analyze_curve(steps, [x * scale for x in losses], within=0.0)
+    b = analyze_curve(steps, scaled, within=0.0)
     assert a.steps_to_min == b.steps_to_min
 
 
