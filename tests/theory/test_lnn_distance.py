@@ -134,6 +134,13 @@ def test_gaussian_r1_is_the_folded_normal_and_higher_r_matches_known_means():
     folded = s * math.sqrt(2 / math.pi) * math.exp(-(c**2) / (2 * s * s))
     folded += c * math.erf(c / (s * math.sqrt(2)))
     assert gaussian_norm_mean(c, s, 1) == pytest.approx(folded, rel=1e-14)
+    for c, s in ((0.8, 0.6), (0.0, 1.0), (1e-3, 2.0), (7.0, 0.5), (30.0, 1.0)):  # r = 1 is evaluated
+        # directly; the general noncentral-chi formula (1F1) and scipy's folded normal must agree with it
+        import mpmath
+
+        general = s * math.sqrt(2 / math.pi) * float(mpmath.hyp1f1(-0.5, 0.5, -((c / s) ** 2) / 2))
+        assert gaussian_norm_mean(c, s, 1) == pytest.approx(general, rel=1e-13)
+        assert gaussian_norm_mean(c, s, 1) == pytest.approx(stats.foldnorm(c / s, scale=s).mean(), rel=1e-9)
     for r in (1, 2, 3, 10):  # c = 0: chi mean
         assert gaussian_norm_mean(0.0, 1.0, r) == pytest.approx(stats.chi(r).mean(), rel=1e-12)
     # far away: E||c - Z_r|| ~ ||c|| + (r - 1) / (2 ||c||)

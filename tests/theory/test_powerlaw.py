@@ -208,25 +208,33 @@ def test_student_t_quantile_matches_known_values():
     assert student_t_quantile(0.975, math.inf) == pytest.approx(1.959963985, rel=1e-8)
 
 
-def flat_data(seed=1):
-    """Flat, noisy data (no trend in M): some bootstrap replicates fit a step with k ~ 20-150, where
-    a = exp(log a) overflows. Seed 1 gives 41 such replicates of 200 (found by a scan of seeds)."""
+@pytest.fixture(scope="module")
+def flat_fit():
+    """Bootstrap of flat, noisy data (no trend in M), computed with warnings as errors (before the fix:
+    overflow / invalid-value RuntimeWarnings). Some replicates fit a step with k ~ 20-150, where
+    a = exp(log a) overflows: seed 1 gives 17 such replicates of 60 (found by a scan of seeds)."""
     M = np.repeat([1e4, 3e4, 1e5, 3e5, 1e6, 3e6], 3)
-    return M, 1000 * np.exp(0.2 * np.random.default_rng(seed).standard_normal(len(M)))
-
-
-def test_bootstrap_drops_non_finite_replicates_without_warnings():
-    M, y = flat_data()
+    y = 1000 * np.exp(0.2 * np.random.default_rng(1).standard_normal(len(M)))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # before the fix: 42 overflow / invalid-value RuntimeWarnings
-        fit = bootstrap_power_law(M, y, n_boot=200, seed=0)
+        warnings.simplefilter("error")
+        return bootstrap_power_law(M, y, n_boot=60, seed=0)
+
+
+def test_bootstrap_drops_non_finite_replicates_without_warnings(flat_fit):
+    fit = flat_fit
     assert fit.n_boot_nonfinite > 0  # the scenario is really exercised
-    assert fit.n_boot + fit.n_boot_failed == 200 and fit.n_boot_nonfinite <= fit.n_boot_failed
-    for ci in (fit.a_ci, fit.k_ci, fit.b_ci):  # before the fix: a_ci = (749, nan)
+    assert fit.n_boot + fit.n_boot_failed == 60 and fit.n_boot_nonfinite <= fit.n_boot_failed
+    for ci in (fit.a_ci, fit.k_ci, fit.b_ci):  # before the fix: a_ci = (778, nan), 18 RuntimeWarnings
         assert all(math.isfinite(v) for v in ci)
     reps = fit.replicate_array()
     assert reps.shape == (fit.n_boot, 3) and np.all(np.isfinite(reps))
-    assert fit.k_ci == tuple(np.percentile(reps[:, 1], [2.5, 97.5]))
+    assert fit.k_ci == pytest.approx(tuple(np.percentile(reps[:, 1], [2.5, 97.5])), rel=1e-12)
+    # far outside the data a runaway replicate overflows: inf, not NaN, and no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = fit.band([1.0, 1e5])
+        far = fit.predict(1e-30)
+    assert np.all(~np.isnan(low)) and np.all(~np.isnan(high)) and not np.isnan(far)
 
 
 def test_bootstrap_band_is_the_percentile_band_of_the_replicate_curves():
@@ -241,10 +249,3 @@ def test_bootstrap_band_is_the_percentile_band_of_the_replicate_curves():
     wider = fit.band(grid, level=0.99)
     assert np.all(wider[0] <= low) and np.all(wider[1] >= high)
     assert fit_power_law(M, y).band(grid) is None  # a plain fit has no replicates
-    # far outside the data a runaway replicate overflows: inf, not NaN, and no warning
-    flat = bootstrap_power_law(*flat_data(), n_boot=200, seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        low, high = flat.band([1.0, 1e5])
-        far = flat.predict(1e-30)
-    assert np.all(~np.isnan(low)) and np.all(~np.isnan(high)) and not np.isnan(far)
