@@ -13,16 +13,25 @@ drift and background load hit all sides alike:
 
 Each tracked side keeps its tracker for 8 of its steps, then finalizes it (timed apart) and builds a
 fresh one (untimed), which bounds the snapshot memory. Because the sides interleave, a tracker's Δ spans
-three training steps; its cost does not depend on that. Reported per model: median step time per side,
-the ratios median(side) / median(off), the median cost of the ``tracker.step()`` call itself on tracked
-and untracked steps (the latter measured on a third tracker with schedule ``every:1000000`` after the
-timed run), and the overhead that implies for a sparse schedule (``every:10``).
+three training steps; its cost does not depend on that. A new snapshots tracker reuses the host memory
+its predecessor released (see ``overparam_empirical.tracker.snapshots``: recycled buffers, as for the
+consecutive runs of a study worker), so the timed snapshot steps write no fresh pages; the cost of
+snapshots in fresh memory (first-touch page faults, paid until a process has released that much) is
+measured separately after the timed run, on a tracker built after ``release_snapshot_memory()``.
+Reported per model: median step time per side, the ratios median(side) / median(off), the median cost
+of the ``tracker.step()`` call itself on tracked and untracked steps (the latter measured on a tracker
+with schedule ``every:1000000`` after the timed run), the snapshot call on fresh memory, and the
+overhead implied for a sparse schedule (``every:10``).
 ``tracker_call_overhead_*`` = 1 + median(call) / median(off step) is the direct measure of the same
 cost and much less sensitive to background load than the ratio of two noisy step-time medians.
 The last line is ``RESULT tracker_overhead_max=<largest median ratio over models and tracked sides>``.
 
-Usage: ``python benchmarks/bench_tracker.py [--seq-len 150] [--seconds 40] [--configs lstm:128,...]``.
-Run it on a quiet machine: other processes on the same cores inflate both sides and add noise.
+The tracker's backend (``--backend``, default ``auto``: the fused numba kernel on a CPU) is prepared —
+compiled or loaded from numba's cache — before anything is timed.
+
+Usage: ``python benchmarks/bench_tracker.py [--seq-len 150] [--seconds 40] [--configs lstm:128,...]
+[--backend auto|numba|torch]``. Run it on a quiet machine: other processes on the same cores inflate
+both sides and add noise.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from torch import nn
 
 from overparam_empirical.data import CharDataset, epoch_batches, load_text
 from overparam_empirical.models.rhn import RHNLanguageModel
-from overparam_empirical.tracker import TraversalTracker
+from overparam_empirical.tracker import TraversalTracker, release_snapshot_memory
 
 SIDES = ("off", "snapshots", "reference")
 
@@ -104,13 +113,17 @@ class Trainer:
 
 
 TRACKER_BLOCK = 8
+EXTRA_STEPS = 5  # training steps of each after-run measurement (untracked calls, fresh snapshot memory)
+BACKEND = "auto"
 
 
 def make_tracker(side: str, model: nn.Module, schedule: str = "every:1") -> TraversalTracker:
     if side == "snapshots":
-        return TraversalTracker(model, schedule=schedule, ae_method="snapshots")
+        return TraversalTracker(model, schedule=schedule, ae_method="snapshots", backend=BACKEND)
     reference = {name: p.detach().clone() for name, p in model.named_parameters()}
-    return TraversalTracker(model, schedule=schedule, ae_method="reference", reference=reference)
+    return TraversalTracker(
+        model, schedule=schedule, ae_method="reference", reference=reference, backend=BACKEND
+    )
 
 
 def timed_tracker_step(tracker: TraversalTracker) -> float:
@@ -157,12 +170,21 @@ def measure(kind: str, width: int, dataset: CharDataset, args) -> dict:
     # the tracker.step() call on untracked steps (every-step sums only), for the sparse-schedule estimate
     sparse = make_tracker("reference", trainer.model, schedule="every:1000000")
     untracked = []
-    for i in range(6):
+    for i in range(EXTRA_STEPS + 1):
         trainer.step(None)
         duration = timed_tracker_step(sparse)
         if i > 0:  # step 0 is tracked
             untracked.append(duration)
     sparse.close()
+    # snapshots written to fresh memory: no buffers left from earlier trackers of this process
+    release_snapshot_memory()
+    fresh = make_tracker("snapshots", trainer.model)
+    fresh_calls = []
+    for _ in range(EXTRA_STEPS):
+        trainer.step(None)
+        fresh_calls.append(timed_tracker_step(fresh))
+    fresh.close()
+    release_snapshot_memory()
     medians = {side: statistics.median(values) for side, values in times.items()}
     call = {side: statistics.median(values) for side, values in call_times.items()}
     untracked_call = statistics.median(untracked)
@@ -176,6 +198,8 @@ def measure(kind: str, width: int, dataset: CharDataset, args) -> dict:
         "ratios": {side: medians[side] / medians["off"] for side in SIDES[1:]},
         "call": call,
         "untracked_call": untracked_call,
+        "fresh_call": statistics.median(fresh_calls),
+        "fresh_call_ratio": 1 + statistics.median(fresh_calls) / medians["off"],
         "sparse_ratio": sparse_ratio,
         # the direct measure: (off step + median tracker.step() call) / off step; far less noisy than
         # the ratio of step medians when other processes share the cores
@@ -194,17 +218,28 @@ def main(argv: list[str] | None = None) -> None:
         "--min-steps", type=int, default=8, help="at least this many steps per side (default 8)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--backend", default="auto", choices=("auto", "numba", "torch"), help="tracker backend (default auto)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global BACKEND
+    BACKEND = args.backend
+    # Prepare the backend before anything is timed: the first tracker compiles the numba kernels or
+    # loads them from numba's on-disk cache.
+    start = time.perf_counter()
+    backend = make_tracker("snapshots", nn.Linear(3, 3)).backend
+    prepared = time.perf_counter() - start
     source = load_text("shakespeare", max_chars=2_000_000)
     dataset = CharDataset.build(source, fraction=1.0, seed=0)
     print(
         f"tracker overhead | {source.name}, V={dataset.vocab_size}, B={args.batch}, T={args.seq_len}, "
-        f"SGD + clip, {args.threads} thread(s), torch {torch.__version__}"
+        f"SGD + clip, {args.threads} thread(s), torch {torch.__version__}, tracker backend {backend} "
+        f"(ready in {prepared:.1f} s)"
     )
     header = f"{'model':<12} {'params':>10} {'steps/side':>10} {'off ms':>9} {'snap ms':>9} {'ratio':>7}"
     header += f" {'ref ms':>9} {'ratio':>7} {'call snap/ref/untracked ms':>27} {'finalize ms/step':>17}"
-    header += f" {'every:10 est.':>13}"
+    header += f" {'snap fresh mem ms':>17} {'every:10 est.':>13}"
     print(header)
     results = []
     for spec in args.configs.split(","):
@@ -218,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{result['model']:<12} {result['params']:>10,} {result['steps']['off']:>10} "
             f"{1e3 * m['off']:>9.2f} {1e3 * m['snapshots']:>9.2f} {ratio['snapshots']:>7.4f} "
             f"{1e3 * m['reference']:>9.2f} {ratio['reference']:>7.4f} {calls:>27} "
-            f"{1e3 * result['finalize_per_step']:>17.3f} {result['sparse_ratio']:>13.4f}",
+            f"{1e3 * result['finalize_per_step']:>17.3f} {1e3 * result['fresh_call']:>17.2f} "
+            f"{result['sparse_ratio']:>13.4f}",
             flush=True,
         )
     for result in results:
@@ -226,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"RESULT tracker_overhead_{result['key']}_{side}={value:.4f}")
         for side, value in result["call_ratios"].items():
             print(f"RESULT tracker_call_overhead_{result['key']}_{side}={value:.4f}")
+        fresh = result["fresh_call_ratio"]
+        print(f"RESULT tracker_call_overhead_{result['key']}_snapshots_fresh_memory={fresh:.4f}")
         print(f"RESULT tracker_overhead_{result['key']}_every10_estimate={result['sparse_ratio']:.4f}")
     worst_call = max(value for result in results for value in result["call_ratios"].values())
     print(f"RESULT tracker_call_overhead_max={worst_call:.4f}")

@@ -6,6 +6,7 @@ See docs/tracker.md for the definitions, the step indexing and the record schema
 
 from overparam_empirical.tracker.groups import GROUP_NAMES, GroupAssignment, assign_groups
 from overparam_empirical.tracker.schedule import parse_schedule
+from overparam_empirical.tracker.snapshots import release_snapshot_memory
 from overparam_empirical.tracker.tracker import AE_METHODS, SCHEMA_VERSION, TraversalTracker
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "TraversalTracker",
     "assign_groups",
     "parse_schedule",
+    "release_snapshot_memory",
 ]

@@ -244,6 +244,14 @@ class TraversalTracker:
             self._row_block_np = self._row_block.numpy()
             self._ref_np = None if self._ref is None else self._ref.numpy()
             self._bounds_np = np.array([0] + [end for _, end in self._segments], dtype=np.int64)
+            self._offsets_np = np.array([*self._offsets, self.n_params], dtype=np.int64)
+            counts = [len(self.assignment.tracked[group]) for group in self.group_names]
+            self._group_tensors_np = np.cumsum([0, *counts], dtype=np.int64)
+            # where the kernel reads W_{t+1} and g_t from, refreshed at every step (see _fused_sources)
+            self._param_addresses = np.zeros(len(self._params), dtype=np.int64)
+            self._grad_addresses = np.zeros(len(self._params), dtype=np.int64)
+            self._no_ref = np.zeros(0)
+            self._no_snapshot = np.zeros((2, 0), dtype=self._rows_np.dtype)
 
         self._snapshots: SnapshotStore | None = None
         if ae_method == "snapshots":
@@ -390,17 +398,17 @@ class TraversalTracker:
                 )
         cur = self._cur
         nxt = _W_A + _W_B - cur
-        torch._foreach_copy_(self._row_views[nxt], self._params)
-        if tracked:
-            self._copy_grads(grads)
         # The fused kernel writes the snapshot while it reads W_t and g_t, except on a step that may still
         # be refused (the first-call check), which must leave no trace.
         fused_snapshot = (
             tracked and self._fused is not None and self._snapshots is not None and not first_check
         )
         if self._fused is not None:
-            self._fused_step(tracked, cur, nxt, fused_snapshot)
+            self._fused_step(tracked, cur, nxt, grads, first_check, fused_snapshot)
         else:
+            torch._foreach_copy_(self._row_views[nxt], self._params)
+            if tracked:
+                self._copy_grads(grads)
             self._torch_step(tracked, cur, nxt)
         n_groups = len(self._segments)
         if first_check and float(self._values[n_groups, _C_STEP_SQ]) == 0.0:
@@ -420,18 +428,68 @@ class TraversalTracker:
         self._t = t + 1
         self._records_cache = None
 
-    def _fused_step(self, tracked: bool, cur: int, nxt: int, snapshot: bool) -> None:
-        """The step's inner products in one pass over the rows (numba, CPU); with ``snapshot`` the same
-        pass stores (W_t, g_t) in the next snapshot slot."""
-        kernels, rows, bounds, values = self._fused, self._rows_np, self._bounds_np, self._values_np
+    def _fused_step(
+        self, tracked: bool, cur: int, nxt: int, grads: list | None, first_check: bool, snapshot: bool
+    ) -> None:
+        """The step in one pass (numba, CPU): reads W_{t+1} from the parameters and g_t from their
+        gradients, copies W_{t+1} into row ``nxt``, computes the inner products and, with ``snapshot``,
+        stores (W_t, g_t) in the next snapshot slot."""
+        layout = (self._offsets_np, self._group_tensors_np)
+        params = self._fused_sources(nxt)
         if not tracked:
-            kernels["untracked"](rows, cur, nxt, bounds, values)
-        elif self._ref_np is not None:
-            kernels["tracked_ref"](rows, cur, nxt, bounds, self._ref_np, values)
-        elif snapshot:
-            kernels["tracked_snapshot"](rows, cur, nxt, bounds, self._snapshots.reserve().numpy(), values)
+            self._fused["untracked"](params, self._rows_np, cur, nxt, *layout, self._values_np)
+            return
+        if first_check:
+            # the step may still be refused: keep g_t in its row, so that a snapshot can be taken after
+            # the check (and nothing is reserved before it)
+            self._copy_grads(grads)
+            self._grad_addresses[:] = [view.data_ptr() for view in self._row_views[_GRAD]]
         else:
-            kernels["tracked"](rows, cur, nxt, bounds, values)
+            self._fused_grad_sources(grads)
+        if self._ref_np is not None:
+            mode, ref, target = fused.REFERENCE, self._ref_np, self._no_snapshot
+        elif snapshot:
+            mode, ref, target = fused.SNAPSHOT, self._no_ref, self._snapshots.reserve().numpy()
+        else:
+            mode, ref, target = fused.PLAIN, self._no_ref, self._no_snapshot
+        self._fused["tracked"](
+            params, self._grad_addresses, self._rows_np, cur, nxt, *layout, mode, ref, target, self._values_np
+        )
+
+    def _fused_sources(self, nxt: int) -> np.ndarray:
+        """The addresses of W_{t+1} per tracked tensor for the kernel: the parameter's own memory when it
+        is a contiguous CPU tensor of the store dtype (the usual case), else a copy in row ``nxt``."""
+        addresses, dtype = self._param_addresses, self.store_dtype
+        for i, p in enumerate(self._params):
+            if p.is_cpu and p.dtype == dtype and p.is_contiguous():
+                addresses[i] = p.data_ptr()
+            else:
+                view = self._row_views[nxt][i]
+                view.copy_(p)
+                addresses[i] = view.data_ptr()
+        return addresses
+
+    def _fused_grad_sources(self, grads: list[torch.Tensor | None]) -> None:
+        """The addresses of g_t per tracked tensor: the gradient's own memory when it is a dense,
+        contiguous CPU tensor of the store dtype, else a copy in the gradient row (zeros for ``None``,
+        densified when sparse)."""
+        addresses, dtype = self._grad_addresses, self.store_dtype
+        for i, g in enumerate(grads):
+            if (
+                g is not None
+                and g.layout == torch.strided
+                and g.is_cpu
+                and g.dtype == dtype
+                and g.is_contiguous()
+            ):
+                addresses[i] = g.data_ptr()
+                continue
+            view = self._row_views[_GRAD][i]
+            if g is None:
+                view.zero_()  # a parameter the loss did not touch this step: zero gradient
+            else:
+                view.copy_(g.to_dense() if g.is_sparse else g)
+            addresses[i] = view.data_ptr()
 
     def _fused_accumulate(self, tracked: bool, cur: int) -> None:
         """Row storage and every-step sums on the numpy views (no torch dispatch: a few µs)."""
@@ -695,6 +753,15 @@ class TraversalTracker:
         n_groups = len(self._segments)
         dots = np.empty((len(store), n_groups + 1))
         squares = np.empty((len(store), n_groups + 1))
+        if self._fused is not None:  # one pass per snapshot, no float64 temporaries
+            per_block = max(1, _FINALIZE_BLOCK_BYTES // max(1, store.snapshot_bytes))
+            star_np, bounds = star.contiguous().numpy(), self._bounds_np
+            for first, block in store.iterate(per_block):
+                stop = first + block.shape[0]
+                self._fused["star_sums"](
+                    block.numpy(), bounds, star_np, dots[first:stop], squares[first:stop]
+                )
+            return dots, squares
         per_block = max(1, _FINALIZE_BLOCK_BYTES // (3 * 8 * max(1, self.n_params)))
         for first, block in store.iterate(per_block):
             pair = block.to(device=self.device, dtype=torch.float64)

@@ -10,7 +10,12 @@ import torch
 from torch import nn
 from tracker_reference import MLP, LSTMCharLM, RHNLike, loss_of, make_batch
 
-from overparam_empirical.tracker import TraversalTracker, assign_groups, parse_schedule
+from overparam_empirical.tracker import (
+    TraversalTracker,
+    assign_groups,
+    parse_schedule,
+    release_snapshot_memory,
+)
 from overparam_theory.errors import InputError
 
 torch.set_num_threads(1)
@@ -367,3 +372,35 @@ def test_resume_into_a_different_tracker_is_refused():
         tracker.load_state_dict(state)
     with pytest.raises(InputError, match="not a traversal tracker state"):
         TraversalTracker(model).load_state_dict({"version": 99})
+
+
+# ---------------------------------------------------------------------------------------- snapshot memory
+def test_snapshot_memory_released_by_finalize_is_reused_with_identical_results():
+    from overparam_empirical.tracker import snapshots
+
+    release_snapshot_memory()
+    _, first = run_short()
+    first.finalize()
+    pooled = {buffer.data_ptr() for buffer in snapshots._pool}
+    assert pooled, "finalize() should hand the snapshot buffers to the process pool"
+    _, second = run_short()
+    assert {buffer.data_ptr() for buffer in second._snapshots._buffers} <= pooled
+    second.finalize()
+    assert second.records() == first.records()
+    assert second.summary() == first.summary()
+    assert release_snapshot_memory() >= len(pooled) * snapshots._CHUNK_BYTES
+    assert release_snapshot_memory() == 0
+
+
+def test_snapshot_pool_is_bounded(monkeypatch):
+    from overparam_empirical.tracker import snapshots
+
+    release_snapshot_memory()
+    monkeypatch.setattr(snapshots, "POOL_LIMIT_BYTES", snapshots._CHUNK_BYTES)
+    stores = [snapshots.SnapshotStore(10, torch.float32, torch.device("cpu"), 2**20) for _ in range(3)]
+    for store in stores:
+        store.append(torch.ones(10), torch.zeros(10))
+    for store in stores:
+        store.close()
+    assert len(snapshots._pool) == 1
+    assert release_snapshot_memory() == snapshots._CHUNK_BYTES

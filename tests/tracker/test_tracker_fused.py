@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from tracker_reference import MODELS, BruteForce, loss_of, make_batch, make_optimizer, perturbed_state
 
 from overparam_empirical.tracker import TraversalTracker, fused
@@ -25,10 +26,11 @@ LANES = fused.LANES
 COLUMNS = ("step_sq", "w_a_step", "w_b_step", "grad_sq", "grad_init", "grad_ref", "init_sq", "ref_sq")
 
 
-def numpy_values(rows: np.ndarray, cur: int, nxt: int, bounds, ref) -> np.ndarray:
+def numpy_values(w, new, grad, init, cur, groups, ref) -> np.ndarray:
     """The eight columns per group straight from their definitions, in float64 numpy."""
-    w, v, g, w0 = (rows[i].astype(np.float64) for i in (cur, nxt, fused.GRAD, fused.INIT))
-    out = np.zeros((len(bounds), 8))
+    w, v, g, w0 = (x.astype(np.float64) for x in (w, new, grad, init))
+    bounds = np.cumsum([0] + [sum(sizes) for sizes in groups])
+    out = np.zeros((len(groups) + 1, 8))
     for k, (s, e) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         delta, from_init = v[s:e] - w[s:e], w[s:e] - w0[s:e]
         column = {
@@ -47,56 +49,93 @@ def numpy_values(rows: np.ndarray, cur: int, nxt: int, bounds, ref) -> np.ndarra
     return out
 
 
-def kernel_values(kind: str, rows, cur, nxt, bounds, ref=None, snapshot=None) -> np.ndarray:
-    kernels = fused.kernels(rows.dtype)
-    values = np.zeros((len(bounds), 8))
-    bounds = np.asarray(bounds, dtype=np.int64)
-    if kind == "untracked":
-        kernels["untracked"](rows, cur, nxt, bounds, values)
-    elif kind == "tracked":
-        kernels["tracked"](rows, cur, nxt, bounds, values)
-    elif kind == "tracked_snapshot":
-        kernels["tracked_snapshot"](rows, cur, nxt, bounds, snapshot, values)
-    else:
-        kernels["tracked_ref"](rows, cur, nxt, bounds, ref, values)
-    return values
+class Case:
+    """Stored rows, the 'parameters' W_{t+1} and 'gradients' g_t as separate arrays (one slice per
+    tensor, read by address like real parameters), and the layout: ``groups`` = tensor sizes per group."""
+
+    def __init__(self, groups, dtype, seed, new=None, grad=None, rows=None):
+        sizes = [size for group in groups for size in group]
+        n = sum(sizes)
+        rng = np.random.default_rng(seed)
+        self.groups, self.dtype = groups, np.dtype(dtype)
+        self.rows = rng.standard_normal((4, n)).astype(dtype) if rows is None else rows
+        self.new = (self.rows[0] + 1e-3 * rng.standard_normal(n)).astype(dtype) if new is None else new
+        self.grad = rng.standard_normal(n).astype(dtype) if grad is None else grad
+        self.offsets = np.cumsum([0, *sizes], dtype=np.int64)
+        self.group_tensors = np.cumsum([0] + [len(group) for group in groups], dtype=np.int64)
+
+    def addresses(self, vector):
+        return np.array(
+            [vector[s:e].ctypes.data for s, e in zip(self.offsets[:-1], self.offsets[1:], strict=True)],
+            dtype=np.int64,
+        )
+
+    def run(self, kind, cur, nxt, ref=None, snapshot=None):
+        """Run a kernel; checks that it copied W_{t+1} into rows[nxt]; returns the values."""
+        kernels = fused.kernels(self.dtype)
+        values = np.zeros((len(self.groups) + 1, 8))
+        self.rows[nxt] = np.nan
+        layout = (self.offsets, self.group_tensors)
+        params = self.addresses(self.new)
+        if kind == "untracked":
+            kernels["untracked"](params, self.rows, cur, nxt, *layout, values)
+        else:
+            mode = {"plain": fused.PLAIN, "snapshot": fused.SNAPSHOT, "reference": fused.REFERENCE}[kind]
+            no_ref, no_snapshot = np.zeros(0), np.zeros((2, 0), self.dtype)
+            kernels["tracked"](
+                params,
+                self.addresses(self.grad),
+                self.rows,
+                cur,
+                nxt,
+                *layout,
+                mode,
+                no_ref if ref is None else ref,
+                no_snapshot if snapshot is None else snapshot,
+                values,
+            )
+        assert self.rows[nxt].tobytes() == self.new.tobytes(), "W_{t+1} not copied into rows[nxt]"
+        return values
+
+    def expected(self, cur, ref=None):
+        return numpy_values(self.rows[cur], self.new, self.grad, self.rows[fused.INIT], cur, self.groups, ref)
 
 
-def random_rows(n: int, dtype, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = rng.standard_normal((4, n)).astype(dtype)
-    rows[1] = rows[0] + (1e-3 * rng.standard_normal(n)).astype(dtype)  # a small update, as in training
-    return rows
-
-
-# Group sizes around the lane count: shorter than one block, exact blocks, a block plus a tail.
-LAYOUTS = [[1], [LANES - 1, 1], [LANES, 2 * LANES], [LANES + 1, 5, 3 * LANES + 7], [1000, 17, 4099]]
+# Tensor sizes per group around the lane count: shorter than one block, exact blocks, a block plus a
+# tail, several tensors per group.
+LAYOUTS = [
+    [[1]],
+    [[LANES - 1], [1]],
+    [[LANES], [2 * LANES, 3]],
+    [[LANES + 1, 5], [3 * LANES + 7]],
+    [[1000, 17], [4099, 64, 65], [2]],
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("sizes", LAYOUTS)
-def test_kernels_match_plain_float64(sizes, dtype):
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
-    rows = random_rows(int(bounds[-1]), dtype, seed=len(sizes))
-    ref = np.random.default_rng(1).standard_normal(int(bounds[-1]))
+@pytest.mark.parametrize("groups", LAYOUTS)
+def test_kernels_match_plain_float64(groups, dtype):
+    case = Case(groups, dtype, seed=len(groups))
+    n = case.rows.shape[1]
+    ref = np.random.default_rng(1).standard_normal(n)
     for cur, nxt in ((fused.W_A, fused.W_B), (fused.W_B, fused.W_A)):
-        expected = numpy_values(rows, cur, nxt, bounds, ref)
-        snapshot = np.full((2, rows.shape[1]), np.nan, dtype=dtype)
+        snapshot = np.full((2, n), np.nan, dtype=dtype)
         got = {
-            "untracked": kernel_values("untracked", rows, cur, nxt, bounds),
-            "tracked": kernel_values("tracked", rows, cur, nxt, bounds),
-            "tracked_snapshot": kernel_values("tracked_snapshot", rows, cur, nxt, bounds, snapshot=snapshot),
-            "tracked_ref": kernel_values("tracked_ref", rows, cur, nxt, bounds, ref),
+            "untracked": case.run("untracked", cur, nxt),
+            "plain": case.run("plain", cur, nxt),
+            "snapshot": case.run("snapshot", cur, nxt, snapshot=snapshot),
+            "reference": case.run("reference", cur, nxt, ref=ref),
         }
+        expected = case.expected(cur, ref)
         # the snapshot holds (W_t, g_t) bit for bit
-        assert snapshot.tobytes() == np.stack([rows[cur], rows[fused.GRAD]]).tobytes()
-        assert got["tracked_snapshot"].tobytes() == got["tracked"].tobytes()
+        assert snapshot.tobytes() == np.stack([case.rows[cur], case.grad]).tobytes()
+        assert got["snapshot"].tobytes() == got["plain"].tobytes()
         without_ref = [0, 1, 2, 3, 4, 6]
         filled = {
             "untracked": [0, 1, 2],
-            "tracked": without_ref,
-            "tracked_snapshot": without_ref,
-            "tracked_ref": list(range(8)),
+            "plain": without_ref,
+            "snapshot": without_ref,
+            "reference": list(range(8)),
         }
         for kind, columns in filled.items():
             np.testing.assert_allclose(got[kind][:, columns], expected[:, columns], rtol=1e-12, atol=1e-300)
@@ -104,42 +143,72 @@ def test_kernels_match_plain_float64(sizes, dtype):
             assert not got[kind][:, others].any(), f"{kind} wrote columns it does not own"
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finalize_kernel_matches_plain_float64(dtype):
+    """⟨g_t, W_t − W*⟩ and ‖W_t − W*‖² per stored snapshot and group (the exact Ae of finalize())."""
+    sizes = [LANES + 3, 7, 5 * LANES]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    rng = np.random.default_rng(8)
+    pairs = rng.standard_normal((3, 2, int(bounds[-1]))).astype(dtype)
+    star = rng.standard_normal(int(bounds[-1]))
+    dots, squares = np.zeros((3, len(sizes) + 1)), np.zeros((3, len(sizes) + 1))
+    fused.kernels(dtype)["star_sums"](pairs, bounds.astype(np.int64), star, dots, squares)
+    for k in range(3):
+        w, g = pairs[k].astype(np.float64)
+        for j, (s, e) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            d = w[s:e] - star[s:e]
+            assert dots[k, j] == pytest.approx(g[s:e] @ d, rel=1e-12)
+            assert squares[k, j] == pytest.approx(d @ d, rel=1e-12)
+        assert dots[k, -1] == pytest.approx(dots[k, :-1].sum(), rel=1e-15)
+        assert squares[k, -1] == pytest.approx(squares[k, :-1].sum(), rel=1e-15)
+
+
 def test_kernels_are_bitwise_deterministic_and_independent_of_alignment():
     """The summation order depends on element indices only: same bits wherever the data lies."""
-    n = 10 * LANES + 13
-    bounds = [0, 3 * LANES + 5, n]
-    rows = random_rows(n, np.float32, seed=3)
+    groups = [[3 * LANES + 5, 9], [6 * LANES - 1]]
+    case = Case(groups, np.float32, seed=3)
+    n = case.rows.shape[1]
     ref = np.random.default_rng(4).standard_normal(n)
-    first = kernel_values("tracked_ref", rows, 0, 1, bounds, ref)
-    again = kernel_values("tracked_ref", rows, 0, 1, bounds, ref)
-    # the same values at a different address (offset by one float32, so 4-byte aligned only)
-    buffer = np.empty(4 * n + 1, dtype=np.float32)
-    shifted = buffer[1:].reshape(4, n)
-    shifted[...] = rows
-    moved = kernel_values("tracked_ref", shifted, 0, 1, bounds, ref.copy())
-    assert first.tobytes() == again.tobytes() == moved.tobytes()
+    first = case.run("reference", 0, 1, ref=ref)
+    again = case.run("reference", 0, 1, ref=ref)
+
+    def shifted(array):  # the same values at an address offset by one float32 (4-byte aligned only)
+        buffer = np.empty(array.size + 1, dtype=array.dtype)
+        out = buffer[1:].reshape(array.shape)
+        out[...] = array
+        return out
+
+    moved = Case(groups, np.float32, 0, shifted(case.new), shifted(case.grad), shifted(case.rows))
+    assert moved.new.ctypes.data % 8 != case.new.ctypes.data % 8 or moved.new.ctypes.data % 16 != 0
+    elsewhere = moved.run("reference", 0, 1, ref=shifted(ref))
+    assert first.tobytes() == again.tobytes() == elsewhere.tobytes()
 
 
 def test_differences_are_exact_for_float32():
-    """W_{t+1} − W_t is formed in float64: a one-ulp update on a large weight is measured exactly."""
-    w = np.array([1e4, -3.0, 2.0**20, 0.1], dtype=np.float32)
-    v = np.nextafter(w, np.float32(np.inf))  # each weight moves by one float32 ulp
-    rows = np.stack([w, v, np.zeros(4, np.float32), np.zeros(4, np.float32)])
-    values = kernel_values("untracked", rows, 0, 1, [0, 4])
-    exact_sq = sum((Fraction(float(b)) - Fraction(float(a))) ** 2 for a, b in zip(w, v, strict=True))
-    # every difference has ≤ 24 significant bits, so its square and the sum are exact in float64
-    assert Fraction(values[0, 0]) == exact_sq
-    float32_sq = float(np.sum((v - w) ** 2, dtype=np.float32))
-    assert float32_sq != float(exact_sq) or math.isclose(float32_sq, float(exact_sq))  # sanity only
+    """Differences are formed in float64: one-ulp moves on large weights are measured exactly, for
+    ‖Δ‖² and for the distance ‖W_t − W_0‖² (no cancellation as in ‖W_t‖² − 2⟨W_t, W_0⟩ + ‖W_0‖²)."""
+    w0 = np.array([1e4, -3.0, 2.0**20, 0.1], dtype=np.float32)
+    w = np.nextafter(w0, np.float32(np.inf))  # W_t: one float32 ulp from W_0
+    new = np.nextafter(w, np.float32(-np.inf))  # W_{t+1}: back by one ulp
+    rows = np.stack([w, np.zeros(4, np.float32), np.ones(4, np.float32), w0])
+    case = Case([[4]], np.float32, 0, new=new, grad=np.ones(4, np.float32), rows=rows)
+    values = case.run("plain", 0, 1)
+
+    def exact_sq(a, b):
+        return sum((Fraction(float(x)) - Fraction(float(y))) ** 2 for x, y in zip(a, b, strict=True))
+
+    # every difference has ≤ 24 significant bits, so its square and these sums are exact in float64
+    assert Fraction(values[0, fused.C_STEP_SQ]) == exact_sq(new, w)
+    assert Fraction(values[0, fused.C_INIT_SQ]) == exact_sq(w, w0) > 0
 
 
 def test_non_finite_weights_propagate():
-    rows = random_rows(3 * LANES, np.float32, seed=5)
-    rows[1, 7] = np.inf
-    values = kernel_values("tracked", rows, 0, 1, [0, LANES, 3 * LANES])
+    case = Case([[LANES], [2 * LANES]], np.float32, seed=5)
+    case.new[7] = np.inf
+    values = case.run("plain", 0, 1)
     assert math.isinf(values[0, 0]) and math.isfinite(values[1, 0]) and math.isinf(values[2, 0])
-    rows[1, 7] = np.nan
-    values = kernel_values("untracked", rows, 0, 1, [0, LANES, 3 * LANES])
+    case.new[7] = np.nan
+    values = case.run("untracked", 0, 1)
     assert math.isnan(values[0, 0]) and math.isfinite(values[1, 0])
 
 
@@ -293,10 +362,10 @@ def test_read_only_install_compiles_in_memory(tmp_path):
         import fused_copy as f
         kernels = f.kernels(np.float32)
         assert kernels is not None, f.unavailable_reason()
-        rows = np.arange(4 * 70, dtype=np.float32).reshape(4, 70) / 7
-        values = np.zeros((3, 8))
-        kernels["tracked"](rows, 0, 1, np.array([0, 65, 70]), values)
-        sys.stdout.write(values.tobytes().hex())
+        pairs = (np.arange(2 * 70, dtype=np.float32).reshape(1, 2, 70) / 7)
+        dots, squares = np.zeros((1, 3)), np.zeros((1, 3))
+        kernels["star_sums"](pairs, np.array([0, 65, 70]), np.linspace(0, 1, 70), dots, squares)
+        sys.stdout.write(np.concatenate([dots, squares]).tobytes().hex())
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
@@ -305,7 +374,51 @@ def test_read_only_install_compiles_in_memory(tmp_path):
         [sys.executable, "-c", script], env=env, cwd=package, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = np.arange(4 * 70, dtype=np.float32).reshape(4, 70) / 7
-    expected = kernel_values("tracked", rows, 0, 1, [0, 65, 70])
-    assert bytes.fromhex(done.stdout) == expected.tobytes()
+    pairs = np.arange(2 * 70, dtype=np.float32).reshape(1, 2, 70) / 7
+    dots, squares = np.zeros((1, 3)), np.zeros((1, 3))
+    fused.kernels(np.float32)["star_sums"](pairs, np.array([0, 65, 70]), np.linspace(0, 1, 70), dots, squares)
+    assert bytes.fromhex(done.stdout) == np.concatenate([dots, squares]).tobytes()
     assert not (package / "__pycache__").is_dir()
+
+
+class Awkward(nn.Module):
+    """Parameters the fused kernel cannot read in place: a transposed (non-contiguous) weight, one
+    float32 tensor among float64 ones (the store dtype is float64), plus a plain one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.transposed = nn.Parameter(torch.randn(6, 4, generator=generator, dtype=torch.float64).t())
+        self.single = nn.Parameter(torch.randn(4, generator=generator, dtype=torch.float32))
+        self.plain = nn.Parameter(torch.randn(6, 3, generator=generator, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh((x * self.single.double()) @ self.transposed) @ self.plain
+
+
+def test_parameters_and_gradients_not_readable_in_place_agree_with_torch():
+    model = Awkward()
+    assert not model.transposed.is_contiguous()
+    trackers = {b: TraversalTracker(model, backend=b) for b in ("numba", "torch")}
+    assert trackers["numba"].backend == "numba" and trackers["numba"].store_dtype == torch.float64
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+    generator = torch.Generator().manual_seed(1)
+    for step in range(6):
+        optimizer.zero_grad()
+        (model(torch.randn(5, 4, generator=generator, dtype=torch.float64)) ** 2).mean().backward()
+        if step == 2:
+            model.plain.grad = model.plain.grad.t().contiguous().t()  # a non-contiguous gradient
+        optimizer.step()
+        if step == 3:
+            model.single.grad = None  # untouched by this step's loss (its update above still counts)
+        if step == 4:
+            model.plain.data = model.plain.data.clone()  # new storage: read from its new address
+        for tracker in trackers.values():
+            tracker.step()
+    summaries = {b: t.finalize() for b, t in trackers.items()}
+    for a, b in zip(trackers["numba"].records(), trackers["torch"].records(), strict=True):
+        for key in a:
+            assert_same_numbers(a[key], b[key], f"{a['group']}/t={a['step']}/{key}")
+    for group, entry in summaries["numba"].items():
+        for key, value in entry.items():
+            assert_same_numbers(value, summaries["torch"][group][key], f"summary {group}/{key}")
