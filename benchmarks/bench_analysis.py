@@ -1,8 +1,8 @@
 """Cost of the end-of-study work (load, analysis, figures, report) at the two presets' grid sizes.
 
 Builds two synthetic study stores with planted laws (the test helper ``tests/empirical/char_lm_synthetic``):
-the small preset's grid (4 widths x 2 fractions x 2 seeds = 16 runs) and the paper preset's grid
-(9 widths x 4 fractions x 10 seeds = 360 runs), each with ~40 tracked steps per run and group, and times,
+the small preset's grid and the paper preset's grid (widths x fractions x seeds read from the presets:
+24 and 360 runs today), each with ~40 tracked steps per run and group, and times,
 side by side in one process: reading the store, ``analyze`` (bootstrap replicates per fit: ``--n-boot``),
 ``make_figures`` and ``write_report``. The ratio paper/small says how the cost grows with the grid
 (the bootstrap refits dominate: fits x replicates, not runs).
@@ -28,15 +28,16 @@ from overparam_empirical.analysis import StudyRows, analyze  # noqa: E402
 from overparam_empirical.figures import make_figures  # noqa: E402
 from overparam_empirical.report import write_report  # noqa: E402
 
-GRIDS = {
-    "small": Plant(widths=(32, 48, 80, 128), fractions=(0.02, 0.04), seeds=(0, 1), track_steps=40),
-    "paper": Plant(
-        widths=(176, 220, 256, 310, 372, 446, 530, 632, 752),
-        fractions=(0.1, 0.25, 0.5, 1.0),
-        seeds=tuple(range(10)),
-        track_steps=40,
-    ),
-}
+
+def grids() -> dict[str, Plant]:
+    """The presets' own grids, so that the benchmark follows them when they change."""
+    from overparam_empirical.benchmarks import get_benchmark
+
+    benchmark = get_benchmark("char-lm")
+    return {
+        name: Plant(widths=preset.widths, fractions=preset.fractions, seeds=preset.seeds, track_steps=40)
+        for name, preset in ((name, benchmark.preset(name)) for name in ("small", "paper"))
+    }
 
 
 def timed(function, repeats: int) -> tuple[float, object]:
@@ -69,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, plant in GRIDS.items():
+        for name, plant in grids().items():
             seconds[name] = measure(Path(tmp) / name, plant, args.n_boot, args.repeats, name)
     for part in ("load", "analyze", "figures", "report"):
         ratio = seconds["paper"][part] / max(seconds["small"][part], 1e-9)

@@ -37,7 +37,9 @@ HELP = "\n\n".join(
         "compare with the paper and with the width-K linear network.",
         "[bold]Each run[/] evaluates the validation loss every --eval-every optimizer steps and stops once "
         "its minimum has clearly passed (the preset's patience: that many evaluations without a relative "
-        "improvement), or at --max-steps ('capped': its step counts are lower bounds). W* = the weights of "
+        "improvement while the validation loss clearly exceeds the training loss — a plateau without that "
+        "gap waits longer), or at --max-steps ('capped': its step counts are lower bounds). W* = the "
+        "weights of "
         "the minimum validation loss; distances, step sizes and angles are measured on the way from the "
         "initial weights to W*. A diverging run is recorded as diverged and the study goes on.",
         "[bold]Presets[/]: [cyan]small[/] (default; sized for a 2-core CPU, about a quarter of an hour: a "

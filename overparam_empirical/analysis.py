@@ -269,16 +269,21 @@ def _json(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class RunAccounting:
-    """How many runs the study holds per status; ``capped`` runs enter fits, flagged."""
+    """How many runs the study holds per status; ``capped`` runs enter fits, flagged. ``stalled_runs``
+    are converged runs that early stopping ended on a flat curve without a generalization gap (see
+    :class:`~overparam_empirical.convergence.EarlyStopping`)."""
 
     total: int
     by_status: Mapping[str, int]
     diverged_runs: tuple[str, ...]
     failed_runs: tuple[str, ...]
     capped_runs: tuple[str, ...]
+    stalled_runs: tuple[str, ...] = ()
 
     def describe(self) -> str:
         parts = [f"{self.total} runs"] + [f"{n} {s}" for s, n in self.by_status.items() if n]
+        if self.stalled_runs:
+            parts.append(f"{len(self.stalled_runs)} of the converged ended flat without overfitting (stall)")
         return ", ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -288,6 +293,7 @@ class RunAccounting:
             "diverged_runs": list(self.diverged_runs),
             "failed_runs": list(self.failed_runs),
             "capped_runs": list(self.capped_runs),
+            "stalled_runs": list(self.stalled_runs),
         }
 
 
@@ -299,7 +305,10 @@ def run_accounting(rows: StudyRows) -> RunAccounting:
     def ids(status: str) -> tuple[str, ...]:
         return tuple(r["run_id"] for r in rows.runs if r["status"] == status)
 
-    return RunAccounting(len(rows.runs), counts, ids("diverged"), ids("failed"), ids("capped"))
+    stalled = tuple(
+        r["run_id"] for r in rows.runs if r["status"] == "converged" and r.get("stop_reason") == "stall"
+    )
+    return RunAccounting(len(rows.runs), counts, ids("diverged"), ids("failed"), ids("capped"), stalled)
 
 
 def _slices(rows: StudyRows) -> dict[tuple[Condition, float], list[Mapping[str, Any]]]:

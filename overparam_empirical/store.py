@@ -46,6 +46,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("n_params", "INTEGER"),
         ("train_tokens", "INTEGER"),
         ("status", "TEXT"),
+        ("stop_reason", "TEXT"),
         ("steps_to_min", "INTEGER"),
         ("min_bracket_lo", "INTEGER"),
         ("min_bracket_hi", "INTEGER"),
@@ -119,7 +120,8 @@ _NOT_NULL = {
     "status",
 }
 _CHECKS = {
-    "runs": f"CHECK (status IN ({', '.join(repr(s) for s in RUN_STATUSES)}))",
+    "runs": f"CHECK (status IN ({', '.join(repr(s) for s in RUN_STATUSES)})), "
+    "CHECK (stop_reason IS NULL OR stop_reason IN ('patience', 'stall'))",
     "curves": "CHECK (split IN ('train', 'valid'))",
 }
 _RUN_ORDER = "benchmark, width, depth, fraction, seed, optimizer, lr, lr_scaling, run_id"

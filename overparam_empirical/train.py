@@ -89,6 +89,8 @@ class TrainConfig:
     log_every: int = 50  # steps between train-loss points / NaN checks / progress (one host sync each)
     patience: int = 5  # evaluations without a significant improvement before stopping
     min_delta: float = 0.002  # relative improvement counted as significant by early stopping
+    min_gap: float = 0.02  # patience stops a run only once valid exceeds train loss by this (relative) ...
+    stall_factor: int = 3  # ... or after stall_factor x patience evaluations without improvement
     within: float = 0.01  # tolerance of "steps to within x of the minimum"; the paper: 1 %
     diverge_factor: float = 100.0  # a loss above this multiple of the step-0 validation loss is divergence
     # --- reproducibility and measurement ---
@@ -123,6 +125,7 @@ class TrainConfig:
             "eval_every",
             "log_every",
             "patience",
+            "stall_factor",
         ):
             value = getattr(self, name)
             _check(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
@@ -160,6 +163,10 @@ class TrainConfig:
         _check(
             _is_number(self.min_delta) and 0 <= self.min_delta < 1,
             f"min_delta must be in [0, 1), got {self.min_delta!r}",
+        )
+        _check(
+            _is_number(self.min_gap) and 0 <= self.min_gap < 1,
+            f"min_gap must be in [0, 1), got {self.min_gap!r}",
         )
         _check(
             _is_number(self.within) and 0 <= self.within < 1, f"within must be in [0, 1), got {self.within!r}"
@@ -272,6 +279,7 @@ class RunResult:
     config: TrainConfig
     run_id: str
     status: str  # converged | capped | diverged | failed
+    stop_reason: str | None  # why early stopping ended a converged run: "patience" (overfitting) or "stall"
     convergence: Convergence
     valid_curve: list[tuple[int, float]]  # (step, validation loss)
     train_curve: list[tuple[int, float]]  # (step, mean train loss since the previous point)
@@ -369,7 +377,12 @@ def train_run(
         ae_method=config.ae_method,
         snapshot_dir=scratch_dir if config.ae_method == "snapshots" else None,
     )
-    stopper = EarlyStopping(patience=config.patience, min_delta=config.min_delta)
+    stopper = EarlyStopping(
+        patience=config.patience,
+        min_delta=config.min_delta,
+        min_gap=config.min_gap,
+        stall_factor=config.stall_factor,
+    )
     n_params = sum(p.numel() for p in model.parameters())
     parameters = [p for p in model.parameters() if p.requires_grad]
 
@@ -419,13 +432,13 @@ def train_run(
                 )
             )
 
-    def run_evaluation() -> bool:
+    def run_evaluation(train_loss: float | None) -> bool:
         """Validation loss at ``step``; keeps W*; returns True when training should stop."""
         nonlocal best_state, last_valid, star_path
         loss = evaluate(model, benchmark, dataset, config, device)
         valid_curve.append((step, loss))
         last_valid = loss
-        stop = stopper.update(step, loss)
+        stop = stopper.update(step, loss, train_loss)  # the train loss tells overfitting from a plateau
         if stopper.is_best(step):
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             star_path = _path_lengths(tracker)
@@ -437,7 +450,7 @@ def train_run(
 
     model.train()
     if resumed is None:
-        stop = run_evaluation()
+        stop = run_evaluation(None)
         report(math.nan, True)
         if blown(valid_curve[0][1]):
             status, stop = "diverged", True
@@ -473,7 +486,7 @@ def train_run(
             break
         evaluated = step % config.eval_every == 0 or step == config.max_steps
         if evaluated:
-            stop = run_evaluation()
+            stop = run_evaluation(train_loss)
             if blown(valid_curve[-1][1]):
                 status, stop = "diverged", True
         report(train_loss, evaluated)
@@ -519,6 +532,7 @@ def train_run(
         config=config,
         run_id=run_id,
         status=status,
+        stop_reason=stopper.reason if status == "converged" else None,
         convergence=convergence,
         valid_curve=valid_curve,
         train_curve=train_curve,

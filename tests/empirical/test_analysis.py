@@ -374,3 +374,14 @@ def test_non_finite_bounds_are_shown_as_such():
     assert A.format_ci(1.0, (math.nan, math.inf)) == "1 [n/a, ∞]"
     assert A.format_ci(1.0, (-math.inf, 2.0)) == "1 [−∞, 2]"
     assert A.format_ci(None, (0.0, 1.0)) == "–"
+
+
+def test_stalled_runs_are_counted_in_the_accounting():
+    runs = (
+        {"run_id": "a", "status": "converged", "stop_reason": "stall"},
+        {"run_id": "b", "status": "converged", "stop_reason": "patience"},
+        {"run_id": "c", "status": "capped", "stop_reason": None},
+    )
+    accounting = A.run_accounting(A.StudyRows(runs=runs))
+    assert accounting.stalled_runs == ("a",) and accounting.capped_runs == ("c",)
+    assert "1 of the converged ended flat without overfitting" in accounting.describe()

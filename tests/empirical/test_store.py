@@ -34,6 +34,7 @@ def run_row(run_id="r1", **values):
         "n_params": 1234,
         "train_tokens": 1000,
         "status": "converged",
+        "stop_reason": "patience",
         "steps_to_min": 300,
         "min_bracket_lo": 200,
         "min_bracket_hi": 300,

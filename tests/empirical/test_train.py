@@ -109,7 +109,7 @@ def test_traversal_to_w_star_stops_at_the_minimum_not_where_the_run_stopped(data
     # `patience` evaluations past W*. Every step tracked, so the records are a brute-force reference.
     from overparam_empirical.study import result_rows
 
-    config = tiny(max_steps=300, lr=3.0, eval_every=10, patience=3, track="every:1")
+    config = tiny(max_steps=300, lr=3.0, eval_every=10, patience=3, min_gap=0.0, track="every:1")
     result = train_run(config, dataset, keep_best_state=True)
     star = result.convergence.steps_to_min
     assert result.status == "converged" and 0 < star < result.steps_done  # W* lies before the stop
@@ -158,9 +158,14 @@ def test_huge_learning_rate_is_recorded_as_diverged(dataset, lr):
 
 def test_early_stopping_marks_the_run_converged(dataset):
     # patience 1 and a 50 % min_delta: the first evaluation that does not halve the loss stops the run
-    result = train_run(tiny(patience=1, min_delta=0.5, max_steps=1000), dataset)
-    assert result.status == "converged"
+    result = train_run(tiny(patience=1, min_delta=0.5, min_gap=0.0, max_steps=1000), dataset)
+    assert result.status == "converged" and result.stop_reason == "patience"
     assert result.steps_done == 20 and len(result.valid_curve) == 2
+    # with the gap guard, 20 steps have not opened a 2 % generalization gap: the run goes on until it
+    # opens or, flat, for stall_factor x patience evaluations
+    result = train_run(tiny(patience=1, min_delta=0.5, min_gap=0.02, stall_factor=3, max_steps=1000), dataset)
+    assert result.status == "converged" and result.stop_reason == "stall"
+    assert result.steps_done == 60 and len(result.valid_curve) == 4
 
 
 def test_progress_callback_sees_log_and_eval_steps(dataset):
@@ -186,7 +191,7 @@ def test_inverse_width_learning_rate():
 
 def test_config_hash_is_stable_across_versions():
     # Pinned: changing TrainConfig's fields or defaults changes every run id (and forces reruns).
-    assert config_hash(TrainConfig(device="cpu")) == "18800ecebb30e3cf"
+    assert config_hash(TrainConfig(device="cpu")) == "1aeaac4e52796019"
 
 
 def test_config_hash_changes_with_every_field_but_not_the_gpu_index():
@@ -213,6 +218,8 @@ def test_config_hash_changes_with_every_field_but_not_the_gpu_index():
         "log_every": 11,
         "patience": 6,
         "min_delta": 0.01,
+        "min_gap": 0.05,
+        "stall_factor": 2,
         "within": 0.02,
         "seed": 1,
         "device": "cuda",
