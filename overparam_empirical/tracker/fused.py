@@ -1,26 +1,31 @@
 """Fused single-pass CPU kernels for the tracker's per-step inner products (numba).
 
-The torch path of :meth:`TraversalTracker.step` makes several passes over the weights per step (convert
-to float64, form differences, matrix-vector products). On a CPU that work is memory-bound, so one pass
-that reads each stored value once is several times cheaper. These kernels make that pass for float32 and
-float64 rows (numba has no CPU float16/bfloat16; such models, and CUDA, use the torch path).
+The torch path of :meth:`TraversalTracker.step` copies the weights (and gradients) into flat rows and
+then makes several passes over them (convert to float64, form differences, matrix-vector products). On a
+CPU that work is memory-bound, so a single pass that reads each value once is several times cheaper.
+These kernels make that pass for float32 and float64 parameters (numba has no CPU float16/bfloat16;
+such models, and CUDA, use the torch path).
 
-Arithmetic (the same quantities as the torch path). Per group segment [s, e) of the flat rows, with
-W_t = ``rows[cur]``, W_{t+1} = ``rows[nxt]``, g_t = ``rows[GRAD]``, W_0 = ``rows[INIT]`` and W* = ``ref``
-(float64): every stored value is converted to float64 and the differences Δ = W_{t+1} − W_t, W_t − W_0,
-W_t − W* are formed in float64 — exact for float32 values, whose difference fits in a double's 53-bit
-mantissa (when the exponents are more than 29 apart the difference is rounded once, relative error
-2⁻⁵³) — then the products are accumulated in float64.
+One pass per step. For each tracked tensor the kernel reads W_{t+1} from the parameter itself and g_t
+from its gradient (by address: the tracker checks before every call that each is a contiguous CPU tensor
+of the store dtype, and otherwise points the kernel at a copy in its rows), W_t from ``rows[cur]`` and
+W_0 from ``rows[INIT]`` (and W* for ``ae_method="reference"``); it writes W_{t+1} into ``rows[nxt]``,
+which holds W_t at the next step, and, for ``ae_method="snapshots"``, (W_t, g_t) into the snapshot slot.
 
-Summation order (fixed by the code, so results are bitwise reproducible): element i of a segment adds
-into lane (i − s) mod LANES; each lane adds its elements in index order; the lanes are then added in lane
-order. The lanes are independent, so the compiler vectorises the loop without reassociating anything
-(no fast-math). The running sums live in one small 2-D array per call (LANES × quantities, a few KiB,
-in L1 cache).
+Arithmetic (the same quantities as the torch path). Every value is converted to float64 and the
+differences Δ = W_{t+1} − W_t, W_t − W_0, W_t − W* are formed in float64 — exact for float32 values,
+whose difference fits in a double's 53-bit mantissa (when the exponents are more than 29 apart the
+difference is rounded once, relative error 2⁻⁵³) — then the products are accumulated in float64.
+
+Summation order (fixed by the code, so results are bitwise reproducible): element j of a tensor adds
+into lane j mod LANES; each lane adds its elements in index order; the lanes are added in lane order,
+then the tensors of a group in layout order, then the groups in order for ``all``. The lanes are
+independent, so the compiler vectorises the loop without reassociating anything (no fast-math). The
+running sums live in a small 2-D array per tensor (LANES × quantities, a few KiB, in L1 cache).
 
 Caching: compiled code is cached on disk (``cache=True``: ``__pycache__`` next to this file, else numba's
 per-user cache folder). Where neither is writable (a read-only install and no writable home) the kernels
-are compiled in memory at first use instead — slower to start, same results.
+are compiled in memory at first use instead — a few seconds more at the first tracker, same results.
 """
 
 from __future__ import annotations

@@ -37,21 +37,27 @@ from overparam_theory.errors import InputError
 _CHUNK_BYTES = 64 * 2**20
 POOL_LIMIT_BYTES = 512 * 2**20  # released host chunks kept for reuse, per process
 
-_pool: list[torch.Tensor] = []  # uint8 CPU buffers of _CHUNK_BYTES, already written (no page faults)
+# Released uint8 CPU buffers of _CHUNK_BYTES, with how many leading bytes were ever written (those pages
+# are mapped: writing them again costs no page fault). The most written buffer is handed out first.
+_pool: list[tuple[int, torch.Tensor]] = []
 _pool_lock = threading.Lock()
 
 
-def _take_buffer() -> torch.Tensor:
+def _take_buffer() -> tuple[int, torch.Tensor]:
+    """A buffer for a new chunk and its written extent: recycled if one is free, else fresh (extent 0)."""
     with _pool_lock:
         if _pool:
-            return _pool.pop()
-    return torch.empty(_CHUNK_BYTES, dtype=torch.uint8)
+            best = max(range(len(_pool)), key=lambda i: _pool[i][0])
+            return _pool.pop(best)
+    return 0, torch.empty(_CHUNK_BYTES, dtype=torch.uint8)
 
 
-def _give_buffers(buffers: list[torch.Tensor]) -> None:
+def _give_buffers(buffers: list[tuple[int, torch.Tensor]]) -> None:
+    """Keep released buffers for reuse, the most written first, up to POOL_LIMIT_BYTES in all."""
     with _pool_lock:
-        room = POOL_LIMIT_BYTES // _CHUNK_BYTES - len(_pool)
-        _pool.extend(buffers[: max(0, room)])
+        _pool.extend(buffers)
+        _pool.sort(key=lambda entry: -entry[0])
+        del _pool[max(0, POOL_LIMIT_BYTES // _CHUNK_BYTES) :]
 
 
 def release_snapshot_memory() -> int:
@@ -91,7 +97,7 @@ class SnapshotStore:
         self._pin = device.type == "cuda"
         # Chunks that fit a standard buffer come from (and go back to) the process's recycled buffers.
         self._recycle = not self._pin and self.chunk_len * self.snapshot_bytes <= _CHUNK_BYTES
-        self._buffers: list[torch.Tensor] = []
+        self._buffers: list[tuple[int, torch.Tensor]] = []  # (written extent before this store, buffer)
         self._resident: list[torch.Tensor] = []
         self._current: torch.Tensor | None = None
         self._fill = 0
@@ -118,8 +124,8 @@ class SnapshotStore:
         shape = (self.chunk_len, 2, self.n_elements)
         if not self._recycle:
             return torch.empty(shape, dtype=self.dtype, pin_memory=self._pin)
-        buffer = _take_buffer()
-        self._buffers.append(buffer)
+        extent, buffer = _take_buffer()
+        self._buffers.append((extent, buffer))
         return buffer[: self.chunk_len * self.snapshot_bytes].view(self.dtype).view(shape)
 
     def _synchronize(self) -> None:
@@ -198,8 +204,14 @@ class SnapshotStore:
         self._closed = True
         self._resident = []
         self._current = None
-        buffers, self._buffers = self._buffers, []
-        _give_buffers(buffers)
+        # every chunk but the last was filled; the last one too if it was ever spilled or is full
+        last_full = self._n_spilled > 0 or self._fill == self.chunk_len
+        released = []
+        for i, (extent, buffer) in enumerate(self._buffers):
+            used = self.chunk_len if i < len(self._buffers) - 1 or last_full else self._fill
+            released.append((max(extent, used * self.snapshot_bytes), buffer))
+        self._buffers = []
+        _give_buffers(released)
         if self._spill_file is not None:
             self._spill_file.close()
             self._spill_file = None

@@ -16,15 +16,22 @@ W_t, As(t) = ∠(g_t, W_t − W_0) and (method permitting) Ae(t) = ∠(g_t, W_t 
 therefore describes the point W_t and the update taken from it; the end point W_T (T = number of calls)
 appears in the summary.
 
-Arithmetic. Tracked parameters are copied (one ``torch._foreach_copy_``) into flat rows kept in the
-parameters' own dtype (lossless), laid out group after group so that a group is a contiguous slice; two
-rows alternate as W_t and W_{t+1}, so the weights are copied once per step. The float64 work happens
-chunk by chunk (32 Ki elements on CPU, so the float64 scratch stays in cache; a whole group per chunk on
-CUDA): the chunk is converted to float64, differences (Δ_t, W_t − W_0, W_t − W*) are formed explicitly —
-exact for float32/float16/bfloat16 parameters, so no cancellation — and each inner product is one
-``torch.dot`` written into a preallocated float64 tensor. The scalars of a tracked step stay on the device
-in a row buffer copied to the host once per 1024 tracked steps or when results are read; nothing in a
-step synchronises with the host.
+Arithmetic. Tracked parameters are laid out group after group in flat rows kept in the parameters' own
+dtype (lossless), so that a group is a contiguous slice; two rows alternate as W_t and W_{t+1}, so the
+weights are copied once per step. Differences (Δ_t, W_t − W_0, W_t − W*) are formed explicitly in
+float64 — exact for float32/float16/bfloat16 parameters, so no cancellation — and every inner product is
+accumulated in float64. Two backends do this (same numbers up to float64 rounding):
+
+* ``numba`` (default on a CPU for float32/float64 parameters, :mod:`.fused`): one pass per step that
+  reads W_{t+1} and g_t straight from the parameters and their gradients, W_t and W_0 from the rows,
+  writes W_{t+1} into the row that holds W_t at the next step and, with snapshots, (W_t, g_t) into the
+  snapshot store; the step's scalars go to numpy views of the CPU buffers.
+* ``torch`` (CUDA, half precision, or on request): one ``torch._foreach_copy_`` of the weights (and the
+  gradients), then chunk by chunk (32 Ki elements on CPU, so the float64 scratch stays in cache; a whole
+  group per chunk on CUDA) a float64 conversion, explicit differences and ``torch.mv``/``torch.dot``
+  written into preallocated float64 tensors. The scalars of a tracked step stay on the device in a row
+  buffer copied to the host once per 1024 tracked steps or when results are read; nothing in a step
+  synchronises with the host.
 """
 
 from __future__ import annotations
@@ -125,10 +132,11 @@ class TraversalTracker:
         on CPU, so the scratch stays in cache; a whole group at once on CUDA). Changes only the
         summation order.
     backend:
-        how the per-step inner products are computed: ``"numba"`` — one fused pass over the stored rows
-        per step (:mod:`.fused`; CPU, float32/float64 parameters; 3–5× cheaper); ``"torch"`` — torch
-        kernels (any device and dtype); ``"auto"`` (default) — numba where it applies and works, else
-        torch. Both give the same numbers up to float64 rounding (different summation order).
+        how the per-step inner products are computed: ``"numba"`` — one fused pass per step that reads
+        the parameters and gradients in place (:mod:`.fused`; CPU, float32/float64 parameters; 2–4×
+        cheaper than torch on a CPU); ``"torch"`` — torch kernels (any device and dtype); ``"auto"``
+        (default) — numba where it applies and works, else torch. Both give the same numbers up to
+        float64 rounding (different summation order). ``self.backend`` and ``config()`` say which ran.
     """
 
     def __init__(

@@ -381,10 +381,10 @@ def test_snapshot_memory_released_by_finalize_is_reused_with_identical_results()
     release_snapshot_memory()
     _, first = run_short()
     first.finalize()
-    pooled = {buffer.data_ptr() for buffer in snapshots._pool}
+    pooled = {buffer.data_ptr() for _, buffer in snapshots._pool}
     assert pooled, "finalize() should hand the snapshot buffers to the process pool"
     _, second = run_short()
-    assert {buffer.data_ptr() for buffer in second._snapshots._buffers} <= pooled
+    assert {buffer.data_ptr() for _, buffer in second._snapshots._buffers} <= pooled
     second.finalize()
     assert second.records() == first.records()
     assert second.summary() == first.summary()
@@ -404,3 +404,28 @@ def test_snapshot_pool_is_bounded(monkeypatch):
         store.close()
     assert len(snapshots._pool) == 1
     assert release_snapshot_memory() == snapshots._CHUNK_BYTES
+
+
+def test_snapshot_pool_hands_out_the_most_written_buffer_first():
+    """Pages written before are mapped: reusing the buffer written furthest saves the most page faults."""
+    from overparam_empirical.tracker import snapshots
+
+    release_snapshot_memory()
+    n = 2**20  # 8 MiB per float32 snapshot, 8 per 64 MiB chunk
+
+    def store():
+        return snapshots.SnapshotStore(n, torch.float32, torch.device("cpu"), 2**30)
+
+    full, partial = store(), store()
+    for _ in range(full.chunk_len + 1):  # one full chunk, one with a single snapshot
+        full.append(torch.ones(n), torch.zeros(n))
+    partial.append(torch.ones(n), torch.zeros(n))
+    full.close()
+    partial.close()
+    one = 8 * 2**20
+    assert sorted(extent for extent, _ in snapshots._pool) == [one, one, full.chunk_len * one]
+    third = store()
+    third.append(torch.ones(n), torch.zeros(n))
+    assert third._buffers[0][0] == full.chunk_len * one
+    third.close()
+    release_snapshot_memory()
