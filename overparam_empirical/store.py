@@ -216,6 +216,15 @@ class StudyStore:
             raise InputError(
                 f"{self.path} is not a study store (tables {sorted(set(TABLES) - tables)} missing)"
             )
+        for table, columns in TABLES.items():
+            found = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c, _ in columns if c not in found]
+            if missing:  # written by a development version before these columns existed
+                self.close()
+                raise InputError(
+                    f"{self.path} was written by an older version of overparam (table {table} lacks "
+                    f"{', '.join(missing)}); run the study into a new folder"
+                )
         row = self._db.execute("SELECT value FROM study WHERE key='schema_version'").fetchone()
         version = json.loads(row[0]) if row else None
         if not isinstance(version, int):

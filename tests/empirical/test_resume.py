@@ -86,8 +86,11 @@ def test_killed_study_resumes_with_identical_rows(tmp_path):
         [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        line = process.stdout.readline().decode()  # blocks until the first run is stored (or the script ends)
-        assert line.startswith("STORED"), line + process.stdout.read().decode()[-2000:]
+        seen = []  # blocks until the first run is stored; other output (warnings) is kept for the message
+        while not (seen and seen[-1].startswith("STORED")):
+            line = process.stdout.readline().decode()
+            assert line, "".join(seen)[-2000:] + " (the study ended before storing a run)"
+            seen.append(line)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
         signal_group(process.pid, signal.SIGCONT)  # the study's own process group (workers, helpers)
@@ -151,8 +154,11 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
         [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        line = process.stdout.readline().decode()  # blocks until the first run is stored
-        assert line.startswith("STORED"), line + process.stderr.read().decode()[-2000:]
+        seen = []  # blocks until the first run is stored
+        while not (seen and seen[-1].startswith("STORED")):
+            line = process.stdout.readline().decode()
+            assert line, "".join(seen)[-2000:] + " (the study ended before storing a run)"
+            seen.append(line)
         os.killpg(process.pid, signal.SIGINT)
         stdout, stderr = process.communicate(timeout=120)
     finally:

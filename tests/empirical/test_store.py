@@ -204,3 +204,18 @@ def test_open_accepts_the_study_folder(tmp_path):
     StudyStore.create(tmp_path / "study.sqlite", META).close()
     with StudyStore.open(tmp_path) as store:
         assert store.metadata()["preset"] == "small"
+
+
+def test_a_store_from_before_a_column_existed_is_refused_in_one_line(tmp_path):
+    # Same schema_version, fewer columns (a development store): reading it used to fail deep inside a
+    # SELECT with sqlite3.OperationalError; now opening it says what is missing.
+    path = tmp_path / "old.sqlite"
+    with StudyStore.create(path, META) as store:
+        store.write_run(run_row())
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE traversal_summary DROP COLUMN mean_ae_to_star")
+    db.commit()
+    db.close()
+    with pytest.raises(InputError, match="traversal_summary lacks mean_ae_to_star") as info:
+        StudyStore.open(path)
+    assert "\n" not in str(info.value)
