@@ -7,7 +7,7 @@ Load the rows once with :meth:`StudyRows.from_store` (or build them by hand in t
   parameter count ``M`` (Fig. 1a), with percentile-bootstrap CIs over seeds (seeds are resampled *within*
   each model size by :func:`overparam_theory.powerlaw.bootstrap_power_law`);
 * :func:`dataset_size_fit` — ``steps ≈ c·D^α / M^k`` jointly over fractions (Section 3.2; the paper says
-  "almost linear in D", i.e. α ≈ 1), ``D`` = training-split size in characters;
+  "almost linear in D", i.e. α ≈ 1), ``D`` = training-split size in tokens (characters for char-lm);
 * :func:`group_exponents` — per layer group, the log-log slope ``e`` of ``quantity ≈ c·width^e`` (direct
   distance ‖W* − W_0‖, mean step size ‖Δ_t‖ and mean As over the steps to W*) with a bootstrap CI
   (Figs. 6–8);

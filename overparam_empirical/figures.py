@@ -12,7 +12,7 @@ fig1a_steps_vs_size    steps to converge vs parameter count, one line per data f
                        ``a·M^(−k) + b`` with its bootstrap band (Fig. 1a); log-log
 fig2_lr_optimizer      the same per optimizer / learning rate, largest fraction (Fig. 2); needs
                        ≥ 2 learning rates or optimizers
-fig3b_dataset_size     steps vs training-set size (characters), one line per width, with the fitted
+fig3b_dataset_size     steps vs training-set size (tokens), one line per width, with the fitted
                        ``c·D^α / M^k`` (Fig. 3b); needs ≥ 2 fractions
 fig5_loss_and_steps    violins over seeds of min. validation loss and steps vs model size (Fig. 5)
 fig6_distance          violins of the direct distance ‖W* − W_0‖ per layer group (Fig. 6); log y
@@ -153,6 +153,11 @@ def _colours(n: int, cmap: str = "viridis") -> list:
 
 def _condition_order(cond) -> tuple:
     return (cond.optimizer != "sgd", cond.optimizer, cond.lr_scaling, cond.lr, cond.depth or 0)
+
+
+def _unit(rows: StudyRows) -> str:
+    """What the benchmark's loss is averaged over ("character" for char-lm; study metadata ``unit``)."""
+    return str(rows.metadata.get("unit") or "token")
 
 
 def _fraction_label(fraction: float) -> str:
@@ -365,7 +370,7 @@ def fig3b_dataset_size(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) 
             ax.plot(grid, result.fit.predict(grid, width_runs[0]["n_params"]), color=colour, linewidth=1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("training-set size (# characters)", fontsize=8)
+    ax.set_xlabel(f"training-set size (# {_unit(rows)}s)", fontsize=8)
     ax.set_ylabel(f"# {METRICS[metric]}", fontsize=8)
     title = cond.label
     if result.fit is not None:
@@ -404,7 +409,7 @@ def fig5_loss_and_steps(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path)
         _categorical_sizes(ax, list(widths), n_params)
         ax.set_xlabel("model size (# parameters) and width", fontsize=8)
         _style(ax)
-    ax_loss.set_ylabel("min. validation loss (nats / character)", fontsize=8)
+    ax_loss.set_ylabel(f"min. validation loss (nats / {_unit(rows)})", fontsize=8)
     ax_steps.set_ylabel(f"# {METRICS[analysis.metric]} (log)", fontsize=8)
     ax_loss.set_title("(a) Minimum validation loss", fontsize=9)
     ax_steps.set_title("(b) Number of steps", fontsize=9)
@@ -624,7 +629,7 @@ def validation_curves(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) -
                 ax.plot(step, losses[steps == step][0], marker, color=colours[width], markersize=4)
     ax.set_xscale("log")
     ax.set_xlabel("step (gradient updates)", fontsize=8)
-    ax.set_ylabel("validation loss (nats / character)", fontsize=8)
+    ax.set_ylabel(f"validation loss (nats / {_unit(rows)})", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
     _style(ax)
     cond, fraction = analysis.primary

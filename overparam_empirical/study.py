@@ -452,6 +452,7 @@ def _study_metadata(spec: StudySpec, runs: list[RunConfig]) -> dict[str, Any]:
         overparam_version = "unknown"
     return {
         "benchmark": benchmark.name,
+        "unit": benchmark.unit,
         "preset": preset.name,
         "preset_description": preset.description,
         "preset_deviations": preset.deviations,

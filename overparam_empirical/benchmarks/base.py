@@ -102,6 +102,7 @@ class Benchmark(ABC):
 
     name: str = ""  # registry key, e.g. "char-lm"
     description: str = ""  # one line
+    unit: str = "token"  # what the loss is averaged over and D counts (figures: "nats / <unit>")
     presets: Mapping[str, Preset] = {}
     default_preset: str = "small"
 

@@ -211,6 +211,7 @@ class CharLMBenchmark(Benchmark):
 
     name = "char-lm"
     description = "character-level RHN language model (paper Appendix A)"
+    unit = "character"
     presets = {"small": _SMALL, "paper": _PAPER}
     default_preset = "small"
 

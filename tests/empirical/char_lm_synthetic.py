@@ -61,7 +61,13 @@ def build_store(path: Path, plant: Plant | None = None, rng_seed: int = 0) -> Pa
     plant = plant or Plant()
     rng = np.random.default_rng(rng_seed)
     path.mkdir(parents=True, exist_ok=True)
-    meta = {"benchmark": "char-lm", "preset": "synthetic", "corpus": "planted", "credit": "synthetic data"}
+    meta = {
+        "benchmark": "char-lm",
+        "unit": "character",
+        "preset": "synthetic",
+        "corpus": "planted",
+        "credit": "synthetic data",
+    }
     with StudyStore.create(path / "study.sqlite", meta) as store:
         for optimizer, lr in plant.conditions:
             k = plant.k_by_condition.get((optimizer, lr), plant.k)

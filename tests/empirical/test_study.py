@@ -161,6 +161,7 @@ def test_study_stores_every_run_and_a_rerun_skips_them(tmp_path):
             assert len(store.traversal(run["run_id"])) == 4 * len(range(0, run["steps_done"], 5))
             assert all(abs(r["yin_rel_residual"]) < 1e-9 for r in store.traversal_summary(run["run_id"]))
     assert meta["benchmark"] == "char-lm" and meta["preset"] == "small" and meta["grid"]["widths"] == [8, 12]
+    assert meta["unit"] == "character"
     assert meta["corpus"] == FIXTURE.name and len(meta["corpus_sha256"]) == 64
     assert recorder.events[0] == ("start", 4, 0, 1)
     assert sum(1 for e in recorder.events if e[0] == "finished") == 4
