@@ -178,7 +178,9 @@ def _store_runs(out: Path) -> list[tuple]:
 
 def test_tiny_study_end_to_end_then_rerun_skips_finished_runs(capsys, tmp_path):
     out = tmp_path / "study"
-    args = ["--widths", "8,12,16,24", "--fractions", "1", "--seeds", "2", "--out", str(out), *TINY]
+    # one worker: spawning worker processes costs seconds here and is tested in tests/empirical/test_resume.py
+    args = ["--widths", "8,12,16,24", "--fractions", "1", "--seeds", "2", "--workers", "1", "--out", str(out)]
+    args += TINY
     code, stdout, stderr = invoke(capsys, *args)
     assert code == 0, stderr
     runs = _store_runs(out)
