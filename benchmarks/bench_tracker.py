@@ -15,9 +15,10 @@ Each tracked side keeps its tracker for 8 of its steps, then finalizes it (timed
 fresh one (untimed), which bounds the snapshot memory. Because the sides interleave, a tracker's Δ spans
 three training steps; its cost does not depend on that. A new snapshots tracker reuses the host memory
 its predecessor released (see ``overparam_empirical.tracker.snapshots``: recycled buffers, as for the
-consecutive runs of a study worker), so the timed snapshot steps write no fresh pages; the cost of
-snapshots in fresh memory (first-touch page faults, paid until a process has released that much) is
-measured separately after the timed run, on a tracker built after ``release_snapshot_memory()``.
+consecutive runs of a study worker), and one untimed snapshots tracker runs 8 steps before the timed
+ones, so every timed snapshot step writes into recycled pages; the cost of snapshots in fresh memory
+(first-touch page faults, paid until a process has released that much) is measured separately after
+the timed run, on a tracker built after ``release_snapshot_memory()``.
 Reported per model: median step time per side, the ratios median(side) / median(off), the median cost
 of the ``tracker.step()`` call itself on tracked and untracked steps (the latter measured on a tracker
 with schedule ``every:1000000`` after the timed run), the snapshot call on fresh memory, and the
@@ -136,6 +137,13 @@ def measure(kind: str, width: int, dataset: CharDataset, args) -> dict:
     trainer = Trainer(kind, width, dataset, args.batch, args.seq_len)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     warm = [trainer.step(None) for _ in range(2)]
+    # One untimed snapshot tracker first, as in a study worker after its first run: the timed snapshot
+    # trackers then write into recycled memory, every one of them (fresh memory is measured apart below).
+    release_snapshot_memory()
+    pool_warmer = make_tracker("snapshots", trainer.model)
+    for _ in range(TRACKER_BLOCK):
+        trainer.step(pool_warmer)
+    pool_warmer.finalize()
     per_side = max(args.min_steps, round(args.seconds / (3 * statistics.median(warm))))
     times: dict[str, list[float]] = {side: [] for side in SIDES}
     call_times: dict[str, list[float]] = {side: [] for side in SIDES[1:]}
@@ -215,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seq-len", type=int, default=150, help="BPTT window T in characters (default 150)")
     parser.add_argument("--seconds", type=float, default=40.0, help="target seconds of timed steps per model")
     parser.add_argument(
-        "--min-steps", type=int, default=8, help="at least this many steps per side (default 8)"
+        "--min-steps", type=int, default=24, help="at least this many steps per side (default 24)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument(

@@ -257,6 +257,7 @@ class TraversalTracker:
             self._group_tensors_np = np.cumsum([0, *counts], dtype=np.int64)
             # where the kernel reads W_{t+1} and g_t from, refreshed at every step (see _fused_sources)
             self._param_addresses = np.zeros(len(self._params), dtype=np.int64)
+            self._sizes = [p.numel() for p in self._params]
             self._grad_addresses = np.zeros(len(self._params), dtype=np.int64)
             self._no_ref = np.zeros(0)
             self._no_snapshot = np.zeros((2, 0), dtype=self._rows_np.dtype)
@@ -467,9 +468,10 @@ class TraversalTracker:
     def _fused_sources(self, nxt: int) -> np.ndarray:
         """The addresses of W_{t+1} per tracked tensor for the kernel: the parameter's own memory when it
         is a contiguous CPU tensor of the store dtype (the usual case), else a copy in row ``nxt``."""
-        addresses, dtype = self._param_addresses, self.store_dtype
+        addresses, dtype, sizes = self._param_addresses, self.store_dtype, self._sizes
         for i, p in enumerate(self._params):
-            if p.is_cpu and p.dtype == dtype and p.is_contiguous():
+            # (a parameter resized since the tracker was built goes through the copy, which refuses it)
+            if p.is_cpu and p.dtype == dtype and p.is_contiguous() and p.numel() == sizes[i]:
                 addresses[i] = p.data_ptr()
             else:
                 view = self._row_views[nxt][i]
@@ -481,7 +483,7 @@ class TraversalTracker:
         """The addresses of g_t per tracked tensor: the gradient's own memory when it is a dense,
         contiguous CPU tensor of the store dtype, else a copy in the gradient row (zeros for ``None``,
         densified when sparse)."""
-        addresses, dtype = self._grad_addresses, self.store_dtype
+        addresses, dtype, sizes = self._grad_addresses, self.store_dtype, self._sizes
         for i, g in enumerate(grads):
             if (
                 g is not None
@@ -489,6 +491,7 @@ class TraversalTracker:
                 and g.is_cpu
                 and g.dtype == dtype
                 and g.is_contiguous()
+                and g.numel() == sizes[i]
             ):
                 addresses[i] = g.data_ptr()
                 continue

@@ -422,3 +422,17 @@ def test_parameters_and_gradients_not_readable_in_place_agree_with_torch():
     for group, entry in summaries["numba"].items():
         for key, value in entry.items():
             assert_same_numbers(value, summaries["torch"][group][key], f"summary {group}/{key}")
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_a_resized_parameter_is_refused_not_read_out_of_bounds(backend):
+    model = MODELS["mlp"]()
+    tracker = TraversalTracker(model, backend=backend)
+    optimizer = make_optimizer("sgd", model.parameters(), 0.1)
+    generator = torch.Generator().manual_seed(1)
+    loss_of("mlp", model, make_batch("mlp", generator)).backward()
+    optimizer.step()
+    tracker.step()
+    model.head.weight.data = torch.zeros(2)  # 2 elements where the tracker laid out 21
+    with pytest.raises(RuntimeError):
+        tracker.step()
