@@ -740,7 +740,7 @@ def _exponent(cond, fraction, group, quantity, x, points, n_boot, seed, level) -
 
 @dataclass(frozen=True)
 class AngleRow:
-    """Mean As and Ae (each run's average over its tracked steps before W*) at one width, in units of π."""
+    """Mean As and Ae (each run's per-step average over the updates before W*) at one width, in units of π."""
 
     condition: Condition
     fraction: float
@@ -1176,7 +1176,7 @@ def paper_comparison(
                 f"{_fmt_ci(pooled.mean, ci)} π (mean over {len(values)} widths)",
                 verdict_band(ci, ANGLE_BAND),
                 f"agree if the CI of the mean over widths lies in [{ANGLE_BAND[0]}, {ANGLE_BAND[1]}] π; "
-                "disagree if it lies outside (As averaged over the tracked steps before W*)",
+                "disagree if it lies outside (As averaged per step over the updates before W*)",
             )
         )
 

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from overparam_empirical.convergence import Convergence, EarlyStopping, analyze_curve
+from overparam_empirical.tracker.metrics import path_mean
 from overparam_theory.errors import InputError
 from overparam_theory.files import atomic_write
 
@@ -574,8 +575,9 @@ def summary_to_star(
     * ``steps_to_star`` = s;
     * ``path_length_to_star`` = Σ_{t<s} ‖Δ_t‖ (read from the tracker when W* was taken, every step);
     * ``mean_step_size_to_star`` = that / s (the average step of Yin's identity with T = s);
-    * ``mean_as_to_star``, ``mean_ae_to_star`` = means of As(t), Ae(t) over the tracked steps t < s
-      (the updates that led to W*), skipping undefined angles;
+    * ``mean_as_to_star``, ``mean_ae_to_star`` = per-step averages of As(t), Ae(t) over the updates
+      t < s that led to W*, estimated from the tracked steps as the tracker's own means are
+      (``tracker.metrics.path_mean``: each defined value weighted by the steps it stands for);
 
     and the tracker's ``distance_init_to_star`` = ‖W* − W_0‖ is the direct distance of Fig. 6.
     Undefined values are None, as in the tracker's summary.
@@ -587,17 +589,22 @@ def summary_to_star(
             path = star_path.get(group)
             path = math.nan if path is None else float(path)
             before = [r for r in records if r["group"] == group and r["step"] < star_step]
-            as_angles = [r["as_angle"] for r in before if r.get("as_angle") is not None]
-            ae_angles = [r["ae_angle"] for r in before if r.get("ae_angle") is not None]
+            steps = [r["step"] for r in before]
+            mean_as = path_mean(steps, [_nan_if_none(r.get("as_angle")) for r in before], star_step)
+            mean_ae = path_mean(steps, [_nan_if_none(r.get("ae_angle")) for r in before], star_step)
             entry.update(
                 steps_to_star=star_step,
                 path_length_to_star=_finite_or_none(path),
                 mean_step_size_to_star=_finite_or_none(path / star_step if star_step else math.nan),
-                mean_as_to_star=_finite_or_none(float(np.mean(as_angles)) if as_angles else math.nan),
-                mean_ae_to_star=_finite_or_none(float(np.mean(ae_angles)) if ae_angles else math.nan),
+                mean_as_to_star=_finite_or_none(mean_as),
+                mean_ae_to_star=_finite_or_none(mean_ae),
             )
         out[group] = entry
     return out
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _finite_or_none(value: float) -> float | None:

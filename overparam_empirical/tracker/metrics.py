@@ -44,11 +44,24 @@ def paper_ae(dot_g_dstar: np.ndarray, sq_g: np.ndarray, star_to_init: float) -> 
         return ratio, np.where(inside, np.arccos(np.where(inside, ratio, 0.0)), np.nan)
 
 
-def mean_defined(values: np.ndarray) -> float:
-    """Mean over the finite entries; NaN when there is none."""
+def path_mean(steps: np.ndarray, values: np.ndarray, end: int) -> float:
+    """The average of a per-step quantity along the path, (1/N) Σ_t v(t), estimated from tracked steps.
+
+    Each finite value v(t_i) stands for the steps from its own step up to the next tracked step with a
+    finite value (the last one up to ``end``, the number of steps in the path): a left Riemann sum over
+    t, so the estimate does not depend on how densely the schedule tracks a part of the path. With every
+    step tracked it is the plain mean of the defined values (e.g. As over t = 1..T−1, As(0) being
+    undefined). NaN when no value is finite. A logarithmic schedule tracks the first few steps densely:
+    their plain mean would weigh the start of training as much as the whole rest of it.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else math.nan
+    finite = np.isfinite(values)
+    steps, values = steps[finite], values[finite]
+    if values.size == 0:
+        return math.nan
+    weights = np.diff(np.append(steps, max(int(end), int(steps[-1]) + 1))).astype(np.float64)
+    return float(np.dot(weights, values) / weights.sum())
 
 
 def yin_check(

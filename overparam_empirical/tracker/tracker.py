@@ -49,7 +49,7 @@ from torch import nn
 
 from overparam_empirical.tracker import fused
 from overparam_empirical.tracker.groups import ALL_GROUP, GROUP_NAMES, assign_groups
-from overparam_empirical.tracker.metrics import angle, mean_defined, paper_ae, safe_sqrt, yin_check
+from overparam_empirical.tracker.metrics import angle, paper_ae, path_mean, safe_sqrt, yin_check
 from overparam_empirical.tracker.schedule import Schedule, parse_schedule
 from overparam_empirical.tracker.snapshots import SnapshotStore
 from overparam_theory.errors import InputError
@@ -886,6 +886,7 @@ class TraversalTracker:
             host = torch.cat([self._group_dots(displacement, displacement)[None], self._acc]).cpu().numpy()
             final_from_init_sq, sum_step_sq, sum_w_dot_step, path_length = host
         metrics = self._step_metrics()
+        tracked = np.asarray(self._tracked_steps, dtype=np.int64)
         result: dict[str, dict[str, Any]] = {}
         for j, group in enumerate(self.report_groups):
             tracked_names = self._names if group == ALL_GROUP else self.assignment.tracked[group]
@@ -909,10 +910,10 @@ class TraversalTracker:
                 "mean_step_size": path_length[j] / self._t if self._t else math.nan,
                 "sum_step_sq": sum_step_sq[j],
                 "sum_w_dot_step": sum_w_dot_step[j],
-                "mean_grad_norm": mean_defined(metrics["grad_norm"][:, j]),
-                "mean_as": mean_defined(metrics["as_angle"][:, j]),
-                "mean_ae": mean_defined(metrics["ae_angle"][:, j]),
-                "mean_ae_paper": mean_defined(metrics["ae_paper"][:, j]),
+                "mean_grad_norm": path_mean(tracked, metrics["grad_norm"][:, j], self._t),
+                "mean_as": path_mean(tracked, metrics["as_angle"][:, j], self._t),
+                "mean_ae": path_mean(tracked, metrics["ae_angle"][:, j], self._t),
+                "mean_ae_paper": path_mean(tracked, metrics["ae_paper"][:, j], self._t),
                 "ae_paper_undefined": int(np.sum(np.isfinite(ratio) & (np.abs(ratio) > 1.0))),
                 # Exactly zero gradients at tracked steps usually mean zero_grad() ran before step().
                 "zero_grad_steps": int(np.sum(metrics["grad_norm"][:, j] == 0.0)),
