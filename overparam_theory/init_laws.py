@@ -14,32 +14,16 @@ Moments per coordinate (all laws are centred and exchangeable):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from overparam_theory.checks import check_int, check_positive
 from overparam_theory.errors import InputError
 
 __all__ = ["INIT_LAW_NAMES", "InitLaw", "get_init_law", "sample", "as_generator"]
 
 INIT_LAW_NAMES: tuple[str, ...] = ("ball", "cube", "gaussian")
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise InputError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _check_scale(scale: object) -> float:
-    try:
-        value = float(scale)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"scale must be a positive number, got {scale!r}") from None
-    if not (math.isfinite(value) and value > 0.0):
-        raise InputError(f"scale must be a positive finite number, got {scale!r}")
-    return value
 
 
 def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -63,11 +47,11 @@ class InitLaw:
             raise InputError(
                 f"unknown init law {self.name!r}; valid laws: {', '.join(INIT_LAW_NAMES)}"
             )
-        object.__setattr__(self, "scale", _check_scale(self.scale))
+        object.__setattr__(self, "scale", check_positive("scale", self.scale))
 
     def coordinate_variance(self, width: int, input_dim: int = 1) -> float:
         """``E[w**2]`` of one coordinate of ``W0`` in ``R^(width*input_dim)``."""
-        n_weights = _check_positive_int("width", width) * _check_positive_int("input_dim", input_dim)
+        n_weights = check_int("width", width) * check_int("input_dim", input_dim)
         if self.name == "ball":
             return self.scale**2 / (n_weights + 2)
         if self.name == "cube":
@@ -107,10 +91,10 @@ def sample(
     radius ``R * U**(1/N)``, ``U ~ U(0, 1)``; that radius law makes the point uniform in the ball.
     """
     name = law.name if isinstance(law, InitLaw) else get_init_law(law).name
-    scale = _check_scale(scale)
-    n_trials = _check_positive_int("n_trials", n_trials)
-    width = _check_positive_int("width", width)
-    input_dim = _check_positive_int("input_dim", input_dim)
+    scale = check_positive("scale", scale)
+    n_trials = check_int("n_trials", n_trials)
+    width = check_int("width", width)
+    input_dim = check_int("input_dim", input_dim)
     gen = as_generator(rng)
     shape = (n_trials, width, input_dim)
     if name == "cube":

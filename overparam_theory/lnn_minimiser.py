@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from overparam_theory.checks import check_int, check_positive
 from overparam_theory.datasets import RegressionData
 from overparam_theory.errors import InputError
 
@@ -29,34 +30,22 @@ __all__ = ["Minimiser", "minimiser", "check_width", "check_lr", "check_eps", "ch
 
 def check_width(width: object, name: str = "width") -> int:
     """``width`` as an int >= 1, else :class:`InputError`."""
-    if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 1:
-        raise InputError(f"{name} must be an integer >= 1, got {width!r}")
-    return int(width)
-
-
-def _positive(value: object, name: str) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(number) and number > 0.0):
-        raise InputError(f"{name} must be a positive finite number, got {value!r}")
-    return number
+    return check_int(name, width)
 
 
 def check_lr(lr: object) -> float:
     """Learning rate ``lr > 0`` (finite), else :class:`InputError`."""
-    return _positive(lr, "lr")
+    return check_positive("lr", lr)
 
 
 def check_scale(scale: object) -> float:
     """Init scale (R or sigma) ``> 0`` (finite), else :class:`InputError`."""
-    return _positive(scale, "scale")
+    return check_positive("scale", scale)
 
 
 def check_eps(eps: object) -> float:
     """Relative tolerance ``eps`` in (0, 1), else :class:`InputError`."""
-    number = _positive(eps, "eps")
+    number = check_positive("eps", eps)
     if number >= 1.0:
         raise InputError(f"eps must be in (0, 1) (a relative tolerance), got {eps!r}")
     return number

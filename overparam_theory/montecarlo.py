@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from overparam_theory.checks import check_int, check_positive
 from overparam_theory.datasets import RegressionData
 from overparam_theory.errors import InputError
 from overparam_theory.init_laws import get_init_law
@@ -599,36 +600,20 @@ def _accumulate_angles(total, count, inner, denominator) -> None:
 # public drivers
 
 
-def _positive_float(name: str, value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(number) and number > 0.0):
-        raise InputError(f"{name} must be a positive finite number, got {value!r}")
-    return number
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise InputError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def _settings(
     lr, train_second_layer, eps, final_tol, max_steps, fixed_steps, divergence_factor, keep_curves
 ) -> _Settings:
-    lr = _positive_float("lr", lr)
-    eps = _positive_float("eps", eps)
+    lr = check_positive("lr", lr)
+    eps = check_positive("eps", eps)
     if eps >= 1.0:
         raise InputError(f"eps is a relative tolerance and must be < 1, got {eps}")
-    final_tol = min(1e-8, 1e-5 * eps) if final_tol is None else _positive_float("final_tol", final_tol)
+    final_tol = min(1e-8, 1e-5 * eps) if final_tol is None else check_positive("final_tol", final_tol)
     if final_tol > eps:
         raise InputError(f"final_tol ({final_tol}) must not exceed eps ({eps})")
-    max_steps = _positive_int("max_steps", max_steps)
+    max_steps = check_int("max_steps", max_steps)
     if fixed_steps is not None:
-        fixed_steps = _positive_int("fixed_steps", fixed_steps)
-    divergence_factor = _positive_float("divergence_factor", divergence_factor)
+        fixed_steps = check_int("fixed_steps", fixed_steps)
+    divergence_factor = check_positive("divergence_factor", divergence_factor)
     if divergence_factor <= 1.0:
         raise InputError(f"divergence_factor must exceed 1, got {divergence_factor}")
     if isinstance(keep_curves, bool) or not isinstance(keep_curves, int | np.integer) or keep_curves < 0:
@@ -701,7 +686,7 @@ def simulate_width(
     elif a0 is not None:
         raise InputError("a0 is only used with train_second_layer=True")
     chunk = max(
-        1, _positive_int("chunk_elements", chunk_elements) // (width * (input_dim + s.train_second_layer))
+        1, check_int("chunk_elements", chunk_elements) // (width * (input_dim + s.train_second_layer))
     )
     parts = []
     for start in range(0, n_trials, chunk):
@@ -771,12 +756,12 @@ def run_monte_carlo(
     moments = LossMoments.from_data(data)
     if isinstance(widths, int | np.integer):
         widths = [widths]
-    widths = [_positive_int("width", w) for w in widths]
+    widths = [check_int("width", w) for w in widths]
     if not widths:
         raise InputError("no widths given")
     if len(set(widths)) != len(widths):
         raise InputError(f"widths must be distinct, got {widths}")
-    n_trials = _positive_int("n_trials", n_trials)
+    n_trials = check_int("n_trials", n_trials)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"seed must be an integer >= 0, got {seed!r}")
     if lr_scaling not in LR_SCALINGS:
@@ -786,7 +771,7 @@ def run_monte_carlo(
             f"unknown second-layer init {second_layer_init!r}; valid: {', '.join(SECOND_LAYER_INITS)}"
         )
     law = get_init_law(init, scale)
-    lr = _positive_float("lr", lr)
+    lr = check_positive("lr", lr)
     # validate the remaining settings once, before any work
     _settings(lr, train_second_layer, eps, final_tol, max_steps, fixed_steps, divergence_factor, keep_curves)
     results = []

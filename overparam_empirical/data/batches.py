@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from overparam_theory.checks import check_int
 from overparam_theory.errors import InputError
 
 
@@ -86,7 +87,7 @@ def eval_batches(
         isinstance(max_windows, bool) or not isinstance(max_windows, int) or max_windows < 1
     ):
         raise InputError(f"max_windows must be a positive integer, got {max_windows!r}")
-    batch_size = _check_positive("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     batch_size = max(1, min(batch_size, len(tokens) - 1))
     for index, window in enumerate(stream_batches(tokens, batch_size, seq_len)):
         if max_windows is not None and index >= max_windows:
@@ -95,8 +96,8 @@ def eval_batches(
 
 
 def _streams(tokens: np.ndarray, batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    batch_size = _check_positive("batch_size", batch_size)
-    _check_positive("seq_len", seq_len)
+    batch_size = check_int("batch_size", batch_size)
+    check_int("seq_len", seq_len)
     tokens = np.asarray(tokens)
     if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
         raise InputError(f"tokens must be a 1-D integer array, got shape {tokens.shape} of {tokens.dtype}")
@@ -109,9 +110,3 @@ def _streams(tokens: np.ndarray, batch_size: int, seq_len: int) -> tuple[np.ndar
     inputs = tokens[:used].reshape(batch_size, length)
     targets = tokens[1 : used + 1].reshape(batch_size, length)
     return inputs, targets
-
-
-def _check_positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from overparam_empirical.data.text_source import TextSource
+from overparam_theory.checks import check_int
 from overparam_theory.errors import InputError
 
 UNK = "<unk>"
@@ -89,11 +90,11 @@ class CharDataset:
         fraction = _check_fraction("fraction", fraction, allow_one=True)
         if valid_text is None:
             valid_fraction = _check_fraction("valid_fraction", valid_fraction, allow_one=False)
-        seed = _check_int("seed", seed, minimum=0)
-        block_size = _check_int("block_size", block_size, minimum=1)
-        min_count = _check_int("min_count", min_count, minimum=1)
+        seed = check_int("seed", seed, minimum=0)
+        block_size = check_int("block_size", block_size, minimum=1)
+        min_count = check_int("min_count", min_count, minimum=1)
         if max_valid_chars is not None:
-            max_valid_chars = _check_int("max_valid_chars", max_valid_chars, minimum=1)
+            max_valid_chars = check_int("max_valid_chars", max_valid_chars, minimum=1)
         if not isinstance(text, str) or len(text) < MIN_CORPUS_CHARS:
             size = len(text) if isinstance(text, str) else type(text).__name__
             raise InputError(f"corpus too small: need at least {MIN_CORPUS_CHARS} characters, got {size}")
@@ -209,9 +210,3 @@ def _check_fraction(name: str, value, *, allow_one: bool) -> float:
     if not (0 < value < 1 or (allow_one and value == 1)):
         raise InputError(f"{name} must be in (0, 1{']' if allow_one else ')'}, got {value!r}")
     return float(value)
-
-
-def _check_int(name: str, value, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from overparam_empirical.models.rhn_fast import rhn_sequence_fast
+from overparam_theory.checks import check_int
 from overparam_theory.errors import InputError
 
 CELLS = ("fast", "naive")
@@ -59,11 +60,11 @@ def rhn_parameter_count(vocab_size: int, width: int, depth: int, embedding_size:
     Example: ``V = 98, H = 2004, L = 10`` gives 88,785,314 (the published 1B-Words graph: ≈ 88.8 M).
     """
     vocab_size, width, depth = (
-        _positive("vocab_size", vocab_size),
-        _positive("width", width),
-        _positive("depth", depth),
+        check_int("vocab_size", vocab_size),
+        check_int("width", width),
+        check_int("depth", depth),
     )
-    embedding = width if embedding_size is None else _positive("embedding_size", embedding_size)
+    embedding = width if embedding_size is None else check_int("embedding_size", embedding_size)
     return (
         vocab_size * embedding
         + 2 * embedding * width
@@ -71,12 +72,6 @@ def rhn_parameter_count(vocab_size: int, width: int, depth: int, embedding_size:
         + width * vocab_size
         + vocab_size
     )
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class RecurrentHighwayLayer(nn.Module):
@@ -89,9 +84,9 @@ class RecurrentHighwayLayer(nn.Module):
 
     def __init__(self, input_size: int, width: int, depth: int, cell: str = "fast") -> None:
         super().__init__()
-        self.input_size = _positive("embedding_size", input_size)
-        self.width = _positive("width", width)
-        self.depth = _positive("depth", depth)
+        self.input_size = check_int("embedding_size", input_size)
+        self.width = check_int("width", width)
+        self.depth = check_int("depth", depth)
         self.cell = cell
         self.input = nn.Linear(input_size, 2 * width, bias=False)
         self.micro = nn.ModuleList(nn.Linear(width, 2 * width) for _ in range(depth))
@@ -156,10 +151,10 @@ class RHNLanguageModel(nn.Module):
     ) -> None:
         super().__init__()
         embedding_size = width if embedding_size is None else embedding_size
-        self.vocab_size = _positive("vocab_size", vocab_size)
-        self.width = _positive("width", width)
-        self.depth = _positive("depth", depth)
-        self.embedding_size = _positive("embedding_size", embedding_size)
+        self.vocab_size = check_int("vocab_size", vocab_size)
+        self.width = check_int("width", width)
+        self.depth = check_int("depth", depth)
+        self.embedding_size = check_int("embedding_size", embedding_size)
         if init_range is not None and not (math.isfinite(init_range) and init_range > 0):
             raise InputError(f"init_range must be a positive number, got {init_range!r}")
         if not math.isfinite(transform_bias):
