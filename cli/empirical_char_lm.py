@@ -12,8 +12,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from overparam_cli.main import empirical_app
@@ -72,37 +73,33 @@ def _entries(values: list[str] | None, option: str) -> list[str]:
     return out
 
 
-def _ints(values: list[str] | None, option: str, minimum: int = 1) -> list[int] | None:
-    entries = _entries(values, option)
-    if not entries:
-        return None
+def _numbers(
+    values: list[str] | None, option: str, parse: Callable[[str], Any], kind: str, in_range, allowed: str
+) -> list | None:
+    """The entries of a list option parsed by ``parse`` (``kind`` names what it expects), each checked by
+    ``in_range`` (``allowed`` says the range in words); duplicates dropped in order; None when empty."""
     out = []
-    for entry in entries:
+    for entry in _entries(values, option):
         try:
-            number = int(entry)
+            number = parse(entry)
         except ValueError:
-            raise InputError(f"{option}: {entry!r} is not a whole number") from None
-        if number < minimum:
-            raise InputError(f"{option}: {number} is not allowed; values must be >= {minimum}")
+            raise InputError(f"{option}: {entry!r} is not {kind}") from None
+        if not in_range(number):
+            raise InputError(f"{option}: {entry} is out of range; values must be {allowed}")
         out.append(number)
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(out)) or None
+
+
+def _ints(values: list[str] | None, option: str) -> list[int] | None:
+    return _numbers(values, option, int, "a whole number", lambda n: n >= 1, ">= 1")
 
 
 def _floats(values: list[str] | None, option: str, *, upper: float | None = None) -> list[float] | None:
-    entries = _entries(values, option)
-    if not entries:
-        return None
-    out = []
-    for entry in entries:
-        try:
-            number = float(entry)
-        except ValueError:
-            raise InputError(f"{option}: {entry!r} is not a number") from None
-        if not math.isfinite(number) or number <= 0 or (upper is not None and number > upper):
-            allowed = f"in (0, {upper:g}]" if upper is not None else "> 0"
-            raise InputError(f"{option}: {entry} is out of range; values must be {allowed}")
-        out.append(number)
-    return list(dict.fromkeys(out))
+    def in_range(number: float) -> bool:
+        return math.isfinite(number) and number > 0 and (upper is None or number <= upper)
+
+    allowed = f"in (0, {upper:g}]" if upper is not None else "> 0"
+    return _numbers(values, option, float, "a number", in_range, allowed)
 
 
 def _choices(values: list[str] | None, option: str, allowed: tuple[str, ...]) -> list[str] | None:
