@@ -303,14 +303,20 @@ def _offset_starts(log_m: np.ndarray, log_y: np.ndarray, n_starts: int) -> list[
     return starts
 
 
+def _centred_logs(m: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(log M − m_shift, log y − y_shift, m_shift, y_shift) with the shifts the means of the logs: the fit
+    runs on data scaled by their geometric means so that a and b are O(1) whatever the units."""
+    log_m, log_y = np.log(m), np.log(y)
+    m_shift, y_shift = float(np.mean(log_m)), float(np.mean(log_y))
+    return log_m - m_shift, log_y - y_shift, m_shift, y_shift
+
+
 def _fit_arrays(m: np.ndarray, y: np.ndarray, offset: bool, n_starts: int) -> tuple[float, ...]:
     """(a, k, b, rss_log, log a) for clean positive arrays, fitted on data scaled by geometric means.
 
     ``a`` overflows to ``inf`` when the fit runs off to a huge exponent (step-like data); ``log a`` stays
     finite."""
-    log_m_raw, log_y_raw = np.log(m), np.log(y)
-    m_shift, y_shift = float(np.mean(log_m_raw)), float(np.mean(log_y_raw))
-    log_m, log_y = log_m_raw - m_shift, log_y_raw - y_shift
+    log_m, log_y, m_shift, y_shift = _centred_logs(m, y)
     if not offset:
         log_a, k, rss = _pure_fit_log(log_m, log_y)
         b_norm = 0.0
@@ -451,9 +457,7 @@ def _refit(m: np.ndarray, y: np.ndarray, offset: bool, full: tuple[float, float,
     ``full`` is the full-data ``(log a, k, b)``. ``a`` is ``inf`` when the replicate's fit ran off to a
     huge exponent (``exp`` overflows, silently): the caller drops such replicates.
     """
-    log_m_raw, log_y_raw = np.log(m), np.log(y)
-    m_shift, y_shift = float(np.mean(log_m_raw)), float(np.mean(log_y_raw))
-    log_m, log_y = log_m_raw - m_shift, log_y_raw - y_shift
+    log_m, log_y, m_shift, y_shift = _centred_logs(m, y)
     if not offset:
         log_a, k, _ = _pure_fit_log(log_m, log_y)
         b_norm = 0.0
