@@ -972,6 +972,15 @@ def format_bound(value: float, fmt: str = ".3g") -> str:
     return format(value, fmt)
 
 
+def format_count(n: float) -> str:
+    """A parameter or token count for tables and axis labels: 13.9k, 13.2M."""
+    if n >= 1e6:
+        return f"{n / 1e6:.3g}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.3g}k"
+    return f"{n:.0f}"
+
+
 def format_ci(value: float | None, ci: Sequence[float] | None, fmt: str = ".3g") -> str:
     """``value [low, high]`` (or ``–`` when there is no value)."""
     if value is None or not math.isfinite(value):

@@ -51,6 +51,7 @@ from overparam_empirical.analysis import (
     StudyAnalysis,
     StudyRows,
     condition_of,
+    format_count,
     prediction_band,
 )
 from overparam_theory.files import atomic_write
@@ -132,14 +133,6 @@ def _save(figure, out_dir: Path, name: str) -> list[Path]:
             )
             written.append(target)
     return written
-
-
-def _size_label(n_params: float) -> str:
-    if n_params >= 1e6:
-        return f"{n_params / 1e6:.2g}M"
-    if n_params >= 1e3:
-        return f"{n_params / 1e3:.3g}k"
-    return f"{n_params:.0f}"
 
 
 def _colours(n: int, cmap: str = "viridis") -> list:
@@ -224,7 +217,7 @@ def _log_ticks(ax) -> None:
 
 def _categorical_sizes(ax, widths: Sequence[int], n_params: Mapping[int, int]) -> None:
     ax.set_xticks(range(len(widths)))
-    ax.set_xticklabels([f"{_size_label(n_params[w])}\nH={w}" for w in widths], fontsize=7)
+    ax.set_xticklabels([f"{format_count(n_params[w])}\nH={w}" for w in widths], fontsize=7)
     ax.set_xlim(-0.6, len(widths) - 0.4)
 
 
@@ -363,7 +356,7 @@ def fig3b_dataset_size(rows: StudyRows, analysis: StudyAnalysis, out_dir: Path) 
             "o",
             color=colour,
             markersize=4,
-            label=f"H={width} ({_size_label(width_runs[0]['n_params'])})",
+            label=f"H={width} ({format_count(width_runs[0]['n_params'])})",
         )
         if result.fit is not None:
             grid = np.geomspace(ds.min() / 1.2, ds.max() * 1.2, 40)

@@ -28,6 +28,7 @@ from overparam_empirical.analysis import (
     WidthRow,
     format_bound,
     format_ci,
+    format_count,
 )
 from overparam_empirical.figures import FigureReport
 from overparam_theory.files import atomic_write_text
@@ -45,14 +46,6 @@ __all__ = [
 
 REPORT_NAME = "report.md"
 SUMMARY_NAME = "summary.json"
-
-
-def _size(n: float) -> str:
-    if n >= 1e6:
-        return f"{n / 1e6:.3g}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.3g}k"
-    return f"{n:.0f}"
 
 
 _ci = format_ci
@@ -91,7 +84,7 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
                 rows.append(
                     [
                         str(w.width) if first else "",
-                        _size(w.n_params) if first else "",
+                        format_count(w.n_params) if first else "",
                         _runs(w) if first else "",
                         _steps(w.steps) if first else "",
                         _steps(w.steps_to_min) if first else "",
@@ -115,7 +108,7 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
         header = ["H", "params"] + [f"{c.label}, {_pct(f)}" for c, f in slices]
         by_key = {(w.condition, w.fraction, w.width): w for w in analysis.widths}
         rows = [
-            [str(h), _size(m)]
+            [str(h), format_count(m)]
             + [_steps(by_key[(c, f, h)].steps) if (c, f, h) in by_key else "–" for c, f in slices]
             for h, m in widths
         ]
@@ -130,7 +123,7 @@ def tables(analysis: StudyAnalysis) -> dict[str, tuple[str, list[str], list[list
             [
                 c.condition.label,
                 _pct(c.fraction),
-                _size(c.train_tokens) if c.train_tokens else "–",
+                format_count(c.train_tokens) if c.train_tokens else "–",
                 _ci(fit.k, fit.k_ci) if fit else "–",
                 _ci(fit.a, fit.a_ci) if fit else "–",
                 _ci(fit.b, fit.b_ci) if fit else "–",
