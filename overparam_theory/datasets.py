@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overparam_theory.checks import check_int
 from overparam_theory.errors import InputError
 
 __all__ = ["RegressionData", "builtin_dataset", "load_csv"]
@@ -122,9 +123,7 @@ def builtin_dataset(input_dim: int = 1) -> RegressionData:
     ``y = X v_true + 0.1 sqrt(n) h_d`` with ``v_true = linspace(1.1, 0.6, d)`` and ``h_d`` the next DCT
     column (orthogonal to the columns of X), so the least-squares solution is ``v_true``.
     """
-    if isinstance(input_dim, bool) or not isinstance(input_dim, int | np.integer) or input_dim < 1:
-        raise InputError(f"input_dim must be an integer >= 1, got {input_dim!r}")
-    input_dim = int(input_dim)
+    input_dim = check_int("input_dim", input_dim)
     if input_dim == 1:
         return RegressionData(np.array(_BUILTIN_X), np.array(_BUILTIN_Y), name="builtin")
     d = input_dim
@@ -147,9 +146,7 @@ def load_csv(path: str | Path, input_dim: int = 1) -> RegressionData:
     skipped. Any problem (missing or unreadable file, wrong header, a non-numeric or non-finite cell, no
     data rows) raises :class:`InputError` with one line naming the file and, for a bad cell, its line.
     """
-    if isinstance(input_dim, bool) or not isinstance(input_dim, int | np.integer) or input_dim < 1:
-        raise InputError(f"input_dim must be an integer >= 1, got {input_dim!r}")
-    input_dim = int(input_dim)
+    input_dim = check_int("input_dim", input_dim)
     path = Path(path)
     expected = ["x", "y"] if input_dim == 1 else [f"x{j}" for j in range(1, input_dim + 1)] + ["y"]
     try:

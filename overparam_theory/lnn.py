@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from overparam_theory.checks import check_int
 from overparam_theory.datasets import RegressionData
 from overparam_theory.errors import InputError
 from overparam_theory.lnn_distance import (
@@ -259,12 +260,11 @@ class LNNDynamics:
 
         ``W_t = W_0 + 1 (U_r diag(1 - rho_j**t) e)^T / K`` with ``e = U_r^T (v* - W_0^T 1)``.
         """
-        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 0:
-            raise InputError(f"steps must be an integer >= 0, got {steps!r}")
+        steps = check_int("steps", steps, minimum=0)
         W0 = np.asarray(W0, dtype=np.float64)
         self._check_weights(W0)
         e = np.atleast_1d(self.minimiser.residual(W0))
-        t = np.arange(int(steps) + 1)[:, None]
+        t = np.arange(steps + 1)[:, None]
         with np.errstate(over="ignore", invalid="ignore"):
             moved = (1.0 - self.rates[None, :] ** t) * e[None, :]  # (steps+1, r)
         shift = moved @ self.minimiser.range_basis.T / self.width  # (steps+1, d)

@@ -616,8 +616,7 @@ def _settings(
     divergence_factor = check_positive("divergence_factor", divergence_factor)
     if divergence_factor <= 1.0:
         raise InputError(f"divergence_factor must exceed 1, got {divergence_factor}")
-    if isinstance(keep_curves, bool) or not isinstance(keep_curves, int | np.integer) or keep_curves < 0:
-        raise InputError(f"keep_curves must be an integer >= 0, got {keep_curves!r}")
+    keep_curves = check_int("keep_curves", keep_curves, minimum=0)
     return _Settings(
         lr=lr,
         train_second_layer=bool(train_second_layer),
@@ -762,8 +761,7 @@ def run_monte_carlo(
     if len(set(widths)) != len(widths):
         raise InputError(f"widths must be distinct, got {widths}")
     n_trials = check_int("n_trials", n_trials)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = check_int("seed", seed, minimum=0)
     if lr_scaling not in LR_SCALINGS:
         raise InputError(f"unknown lr scaling {lr_scaling!r}; valid: {', '.join(LR_SCALINGS)}")
     if second_layer_init not in SECOND_LAYER_INITS:
